@@ -1,0 +1,159 @@
+"""Writer and Reader: options, opening and policy over a core's hot loops.
+
+The classes subclass the selected core's ``WriterCore``/``ReaderCore``, so
+``put``/``get`` are the core's own C (or reference Python) methods with no
+Python frame in between.  ``classes_for(core)`` builds the same pair over either
+backend, which is how the tests run everything against both.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import select
+from types import ModuleType
+from typing import Any
+
+from ._open import DEFAULT_PIPE_SIZE, mkfifo, open_fifo, open_writer_fd, set_pipe_size
+
+#: Largest write that POSIX guarantees is not interleaved with other writers'.
+PIPE_BUF: int = select.PIPE_BUF
+
+#: Default cap on one received message; every allocation is bounded by it.
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+
+_FRAMINGS = {"frames": 0, "lines": 1}
+
+
+def _framing_code(framing: str) -> int:
+    try:
+        return _FRAMINGS[framing]
+    except (KeyError, TypeError):
+        raise ValueError(f"framing must be 'frames' or 'lines', not {framing!r}") from None
+
+
+def _no_pickle(self: Any) -> Any:
+    raise TypeError(
+        f"a {type(self).__name__} cannot be pickled or sent to another process; pass the "
+        f"path ({self.path!r}) instead and open it there"
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def classes_for(core: ModuleType) -> tuple[type, type]:
+    """The (Writer, Reader) classes over ``core`` (``_core`` or ``_core_py``)."""
+
+    class Writer(core.WriterCore):  # type: ignore[name-defined,misc]
+        """Sends whole messages into a FIFO; safe with any number of concurrent writers.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The FIFO.  It must exist (``create=True`` makes it with mode 0600).
+        framing : {"frames", "lines"}
+            ``"frames"``: binary-safe, length-prefixed (docs/PROTOCOL.md).
+            ``"lines"``: each message plus ``\\n``; shell tools read it with ``cat``.
+        open_timeout : float or None
+            How long to wait for a reader to open the FIFO: None waits for ever
+            (like ``echo > fifo``), 0 fails at once.  Raises ``TimeoutError``.
+        pipe_size : int or None
+            Pipe capacity to ask the kernel for (Linux; default 1 MiB, None keeps it).
+        strict_permissions : bool
+            Refuse a FIFO owned by another user or writable by group/others.
+        create : bool
+            Create the FIFO (mode 0600) if it does not exist.
+        """
+
+        def __init__(
+            self,
+            path: str | os.PathLike[str],
+            *,
+            framing: str = "frames",
+            open_timeout: float | None = None,
+            pipe_size: int | None = DEFAULT_PIPE_SIZE,
+            strict_permissions: bool = True,
+            create: bool = False,
+        ) -> None:
+            super().__init__()
+            p = os.fspath(path)
+            code = _framing_code(framing)
+            if create:
+                mkfifo(p, exist_ok=True)
+            fd = open_writer_fd(p, open_timeout, strict_permissions=strict_permissions)
+            try:
+                self.pipe_size = set_pipe_size(fd, pipe_size)
+                self._configure(fd, p, code, PIPE_BUF, core.sigpipe_is_default())
+            except BaseException:
+                os.close(fd)
+                raise
+            self.framing = framing
+
+        def __repr__(self) -> str:
+            state = "closed" if self.closed else f"fd={self.fileno()}"
+            return f"<fastfifo.Writer {self.path!r} framing={self.framing!r} {state}>"
+
+        __reduce__ = _no_pickle
+
+    class Reader(core.ReaderCore):  # type: ignore[name-defined,misc]
+        """Receives whole messages from a FIFO (one Reader per FIFO).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The FIFO.  It must exist (``create=True`` makes it with mode 0600).
+        framing : {"frames", "lines"}
+            Must match the writers'.
+        max_message_size : int
+            Largest message accepted (default 64 MiB); a larger one is discarded
+            with ``MessageTooLargeError``.  Bounds every allocation.
+        stop_at_eof : bool
+            False (default): when every writer has left, keep waiting for the next
+            one (the Reader holds the FIFO open read-write, so it never sees EOF
+            and never spins).  True: end like ``cat`` (``get`` raises ``EOFError``,
+            iteration stops) once a writer has come and every writer has left.
+        pipe_size, strict_permissions, create
+            As for ``Writer``.
+        """
+
+        def __init__(
+            self,
+            path: str | os.PathLike[str],
+            *,
+            framing: str = "frames",
+            max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+            stop_at_eof: bool = False,
+            pipe_size: int | None = DEFAULT_PIPE_SIZE,
+            strict_permissions: bool = True,
+            create: bool = False,
+        ) -> None:
+            super().__init__()
+            p = os.fspath(path)
+            code = _framing_code(framing)
+            if max_message_size < 1:
+                raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
+            if create:
+                mkfifo(p, exist_ok=True)
+            # O_RDWR keeps a writer on the FIFO (ours), so read() never returns 0
+            # and poll() never reports a level-triggered POLLHUP when the last
+            # writer leaves: no spinning, and the next writer is simply read on.
+            flags = os.O_RDONLY if stop_at_eof else os.O_RDWR
+            fd = open_fifo(p, flags, strict_permissions=strict_permissions)
+            try:
+                self.pipe_size = set_pipe_size(fd, pipe_size)
+                self._configure(fd, p, code, max_message_size, max(self.pipe_size, 65536),
+                                stop_at_eof)
+            except BaseException:
+                os.close(fd)
+                raise
+            self.framing = framing
+            self.max_message_size = max_message_size
+
+        def __repr__(self) -> str:
+            state = "closed" if self.closed else f"fd={self.fileno()}"
+            return f"<fastfifo.Reader {self.path!r} framing={self.framing!r} {state}>"
+
+        __reduce__ = _no_pickle
+
+    for cls in (Writer, Reader):
+        cls.__module__ = "fastfifo"
+    return Writer, Reader

@@ -1,0 +1,189 @@
+"""Creating and opening FIFOs safely (shared by both backends; not a hot path).
+
+The rules come from DESIGN.md section 4 and research/fifo-semantics.md section 11:
+never ``O_CREAT`` (it makes a regular file, and ``protected_fifos`` refuses it in
+sticky directories); open with ``O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC`` and only then
+``fstat`` the descriptor, because a stat before the open is a race.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+import time
+
+from ._errors import NotAFifoError
+
+#: Pipe size fastfifo asks for (the unprivileged Linux maximum, pipe-max-size).
+DEFAULT_PIPE_SIZE = 1 << 20
+
+_F_SETPIPE_SZ = getattr(__import__("fcntl"), "F_SETPIPE_SZ", 1031 if sys.platform == "linux" else None)
+_F_GETPIPE_SZ = getattr(__import__("fcntl"), "F_GETPIPE_SZ", 1032 if sys.platform == "linux" else None)
+
+
+def _describe(st_mode: int) -> str:
+    if stat.S_ISREG(st_mode):
+        return "a regular file"
+    if stat.S_ISDIR(st_mode):
+        return "a directory"
+    if stat.S_ISLNK(st_mode):
+        return "a symbolic link"
+    if stat.S_ISSOCK(st_mode):
+        return "a socket"
+    if stat.S_ISCHR(st_mode) or stat.S_ISBLK(st_mode):
+        return "a device"
+    return "not a FIFO"
+
+
+def _not_a_fifo(path: str, what: str) -> NotAFifoError:
+    return NotAFifoError(
+        errno.EINVAL,
+        f"{what} is at {path!r}, not a FIFO; fastfifo refuses to use it "
+        f"(remove it, or create a FIFO with fastfifo.mkfifo() / `mkfifo`)",
+        path,
+    )
+
+
+def mkfifo(path: str | os.PathLike[str], mode: int = 0o600, *, exist_ok: bool = True) -> str:
+    """Create a FIFO at ``path`` (``mode`` is filtered by the umask, as ``os.mkfifo``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Where to create it.  Nothing is ever created through a symlink.
+    mode : int
+        Permission bits, 0o600 by default: only the owner can read and write.
+    exist_ok : bool
+        If a FIFO already exists at ``path``, return quietly (its mode is left as is).
+
+    Returns
+    -------
+    str
+        The path.
+
+    Raises
+    ------
+    FileExistsError
+        A FIFO is at ``path`` and ``exist_ok`` is false.
+    NotAFifoError
+        Something else (a file, a directory, a symlink) is at ``path``.
+    FileNotFoundError
+        The parent directory does not exist.
+    """
+    p = os.fspath(path)
+    try:
+        os.mkfifo(p, mode)
+    except FileExistsError:
+        st = os.lstat(p)
+        if not stat.S_ISFIFO(st.st_mode):
+            raise _not_a_fifo(p, _describe(st.st_mode).capitalize()) from None
+        if not exist_ok:
+            raise FileExistsError(
+                errno.EEXIST, "a FIFO already exists (pass exist_ok=True to reuse it)", p
+            ) from None
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            errno.ENOENT, "cannot create a FIFO: the directory does not exist", p
+        ) from None
+    return p
+
+
+def open_fifo(path: str, flags: int, *, strict_permissions: bool = True) -> int:
+    """Open an existing FIFO with ``flags`` plus O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC; check it.
+
+    Returns a non-blocking fd.  Raises ``BlockingIOError``-free errors:
+    ``FileNotFoundError``, ``NotAFifoError``, ``PermissionError`` and, for
+    ``O_WRONLY`` with no reader, ``OSError(ENXIO)`` (callers retry that).
+    """
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            errno.ENOENT,
+            "no FIFO at this path; create it first with fastfifo.mkfifo(path) or `mkfifo`",
+            path,
+        ) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _not_a_fifo(path, "A symbolic link") from None
+        if e.errno == errno.EISDIR:
+            raise _not_a_fifo(path, "A directory") from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise PermissionError(
+                e.errno, f"{e.strerror}: no permission to open the FIFO "
+                "(check its owner and mode with `ls -l`)", path
+            ) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISFIFO(st.st_mode):
+            raise _not_a_fifo(path, _describe(st.st_mode).capitalize())
+        if strict_permissions:
+            if st.st_uid != os.geteuid():
+                raise PermissionError(
+                    errno.EACCES,
+                    f"the FIFO is owned by uid {st.st_uid}, not by this process (uid "
+                    f"{os.geteuid()}); another user could read or inject messages. Pass "
+                    "strict_permissions=False if you trust that user",
+                    path,
+                )
+            if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise PermissionError(
+                    errno.EACCES,
+                    f"the FIFO is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}),"
+                    " so other users could inject messages. `chmod 600` it, or pass "
+                    "strict_permissions=False if that is intended",
+                    path,
+                )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_writer_fd(path: str, open_timeout: float | None, *, strict_permissions: bool) -> int:
+    """Open for writing, waiting up to ``open_timeout`` seconds for a reader.
+
+    A FIFO cannot be polled for "a reader arrived" without opening it, so this
+    retries the non-blocking open with a backoff from 1 ms to 50 ms.
+    """
+    deadline = None if open_timeout is None else time.monotonic() + max(open_timeout, 0.0)
+    delay = 0.001
+    while True:
+        try:
+            return open_fifo(path, os.O_WRONLY, strict_permissions=strict_permissions)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise TimeoutError(
+                errno.ETIMEDOUT,
+                f"no reader opened the FIFO within {open_timeout} s; start a reader first, "
+                "or pass a longer open_timeout (None waits for ever)",
+                path,
+            )
+        time.sleep(delay if deadline is None else min(delay, deadline - now))
+        delay = min(delay * 2, 0.05)
+
+
+def set_pipe_size(fd: int, size: int | None) -> int:
+    """Grow the pipe to ``size`` bytes where the kernel allows; return the size in force.
+
+    The size is shared by every opener and lost when the last fd closes, so both
+    endpoints ask for it on open.  A refusal (EPERM above pipe-max-size or over the
+    per-user soft limit) keeps the current size: that is slower, never wrong.
+    """
+    if _F_GETPIPE_SZ is None:
+        return 8192  # macOS: fixed by net.local.stream.*space
+    import fcntl
+
+    current: int = fcntl.fcntl(fd, _F_GETPIPE_SZ)
+    if size and size > current:
+        try:
+            current = fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+        except OSError:
+            pass
+    return current
