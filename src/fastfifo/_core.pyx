@@ -488,6 +488,11 @@ cdef class ReaderCore(_Endpoint):
         """Bytes read from the FIFO and not yet returned as messages."""
         return self.end - self.start
 
+    @property
+    def buffer_capacity(self):
+        """Bytes the receive buffer holds now (grows only for a frame up to max_message_size)."""
+        return self.cap
+
     cdef object _take(self, int *status):
         """Cut the next message out of the buffer; GOT, NEED or an error code (state unchanged)."""
         cdef Py_ssize_t avail, k, n
@@ -571,6 +576,7 @@ cdef class ReaderCore(_Endpoint):
     cdef int _raise_bad(self, int status) except -1:
         """Skip past the bad bytes at the head of the buffer and raise about them."""
         cdef Py_ssize_t k, n
+        cdef const char *nl
         if status == BAD_HEADER:
             k = self._scan(self.start + 1)
             n = k - self.start
@@ -588,9 +594,14 @@ cdef class ReaderCore(_Endpoint):
             self.start += HEADER
             self.discard = n
         else:
-            n = self.end - self.start
-            self.start = self.end
-            self.skip_line = True
+            nl = <const char *>memchr(self.buf + self.start, NEWLINE, self.end - self.start)
+            if nl == NULL:
+                n = self.end - self.start
+                self.start = self.end
+                self.skip_line = True
+            else:
+                n = nl - (self.buf + self.start)
+                self.start = nl + 1 - self.buf
         raise MessageTooLargeError(
             f"{self.path!r}: a message of {'at least ' if self.framing == LINES else ''}{n} "
             f"bytes exceeds max_message_size={self.maxmsg}; it was discarded and the "

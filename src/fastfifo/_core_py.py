@@ -200,7 +200,7 @@ class WriterCore(_Endpoint):
                 f"the limit is {self._atomic - self._overhead} bytes (PIPE_BUF={self._atomic} "
                 f"minus framing); nothing was written. Split the message"
             )
-        if self._framing == LINES and b"\n" in data:
+        if self._framing == LINES and bytes(data).find(b"\n") >= 0:
             raise ValueError(
                 f"{self.path!r}: a message{where} contains a newline, which lines framing "
                 f"uses as the separator; nothing was written. Use framing='frames' for "
@@ -323,6 +323,11 @@ class ReaderCore(_Endpoint):
         """Bytes read from the FIFO and not yet returned as messages."""
         return len(self._buf) - self._start
 
+    @property
+    def buffer_capacity(self) -> int:
+        """Bytes the receive buffers hold now (bounded by max_message_size plus one read)."""
+        return len(self._buf) + len(self._rbuf)
+
     def _take(self) -> tuple[int, bytes | None]:
         buf = self._buf
         while True:
@@ -400,9 +405,14 @@ class ReaderCore(_Endpoint):
             self._start = s + HEADER
             self._discard = n
         else:
-            n = len(self._buf) - s
-            self._start = len(self._buf)
-            self._skip_line = True
+            nl = self._buf.find(b"\n", s)
+            if nl < 0:
+                n = len(self._buf) - s
+                self._start = len(self._buf)
+                self._skip_line = True
+            else:
+                n = nl - s
+                self._start = nl + 1
         least = "at least " if self._framing == LINES else ""
         raise MessageTooLargeError(
             f"{self.path!r}: a message of {least}{n} bytes exceeds max_message_size="

@@ -1,0 +1,157 @@
+"""Standard-library peers: ``multiprocessing.Queue``, ``SimpleQueue`` and ``Pipe``.
+
+They are created in the parent and inherited by the forked workers, as users use
+them.  ``Queue`` and ``SimpleQueue`` pickle each payload; ``Pipe`` uses
+``send_bytes``/``recv_bytes`` (no pickling), over ``os.pipe()`` for throughput
+(``duplex=False``) and a socket pair for ping-pong (it needs both directions).
+"""
+
+from __future__ import annotations
+
+import queue
+from typing import Any
+
+from .peer import IDLE, Peer, now
+from .peers_fifo import _ping_loop
+
+
+class MpQueue(Peer):
+    key = "mp.Queue"
+    name = "multiprocessing.Queue"
+
+    def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
+        if row.kind == "pingpong":
+            return (ctx.Queue(), ctx.Queue())
+        return ctx.Queue()
+
+    def send(self, channel, row, wid, items, ready):
+        start = ready()
+        put = channel.put
+        for payload in items:
+            put(payload)
+        # The feeder thread writes in the background; the process exit waits for it.
+        return start
+
+    def receive(self, channel, row, rid, count, ready, done):
+        start = ready()
+        out: list = []
+        if count is not None:
+            get, append = channel.get, out.append
+            for _ in range(count):
+                append(get())
+            return out, start, now()
+        end = start
+        while True:
+            try:
+                out.append(channel.get(timeout=IDLE))
+            except queue.Empty:
+                if done.is_set():
+                    return out, start, end
+                continue
+            end = now()
+
+    def echo(self, channel, row, count, ready):
+        req, resp = channel
+        ready()
+        get, put = req.get, resp.put
+        for _ in range(count):
+            put(get())
+
+    def ping(self, channel, row, payloads, ready):
+        req, resp = channel
+        ready()
+        return _ping_loop(req.put, resp.get, payloads)
+
+
+class MpSimpleQueue(Peer):
+    key = "mp.SimpleQueue"
+    name = "multiprocessing.SimpleQueue"
+
+    def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
+        if row.kind == "pingpong":
+            return (ctx.SimpleQueue(), ctx.SimpleQueue())
+        return ctx.SimpleQueue()
+
+    def after_writers(self, channel: Any, row: Any) -> None:
+        # SimpleQueue.get has no timeout: one end marker per reader, behind all the data.
+        for _ in range(row.readers):
+            channel.put(None)
+
+    def send(self, channel, row, wid, items, ready):
+        start = ready()
+        put = channel.put
+        for payload in items:
+            put(payload)
+        return start
+
+    def receive(self, channel, row, rid, count, ready, done):
+        start = ready()
+        out: list = []
+        get, append = channel.get, out.append
+        if count is not None:
+            for _ in range(count):
+                append(get())
+            return out, start, now()
+        end = start
+        while True:
+            payload = get()
+            if payload is None:
+                return out, start, end
+            append(payload)
+            end = now()
+
+    def echo(self, channel, row, count, ready):
+        req, resp = channel
+        ready()
+        get, put = req.get, resp.put
+        for _ in range(count):
+            put(get())
+
+    def ping(self, channel, row, payloads, ready):
+        req, resp = channel
+        ready()
+        return _ping_loop(req.put, resp.get, payloads)
+
+
+class MpPipe(Peer):
+    key = "mp.Pipe"
+    name = "multiprocessing.Pipe"
+    multi_writer = False  # "data may become corrupted" with two writers (Python docs)
+    multi_reader = False
+
+    def label(self, row: Any) -> str:
+        return "multiprocessing.Pipe send_bytes/recv_bytes"
+
+    def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
+        if row.kind == "pingpong":
+            return ctx.Pipe(duplex=True)
+        return ctx.Pipe(duplex=False)  # (receiving end, sending end)
+
+    def send(self, channel, row, wid, items, ready):
+        conn = channel[1]
+        start = ready()
+        send = conn.send_bytes
+        for payload in items:
+            send(payload)
+        return start
+
+    def receive(self, channel, row, rid, count, ready, done):
+        conn = channel[0]
+        start = ready()
+        out: list = []
+        recv, append = conn.recv_bytes, out.append
+        for _ in range(count):
+            append(recv())
+        return out, start, now()
+
+    def echo(self, channel, row, count, ready):
+        conn = channel[1]
+        ready()
+        recv, send = conn.recv_bytes, conn.send_bytes
+        for _ in range(count):
+            send(recv())
+
+    def ping(self, channel, row, payloads, ready):
+        conn = channel[0]
+        ready()
+        return _ping_loop(conn.send_bytes, conn.recv_bytes, payloads)
