@@ -24,6 +24,7 @@ cd "$repo"
 work=$(mktemp -d "${TMPDIR:-/tmp}/fastfifo-check-dist.XXXXXX")
 summary=()
 current="setup"
+failure_recorded=0
 
 say() { printf '\n==> %s\n' "$*"; }
 ok() { summary+=("PASS  $1"); }
@@ -31,7 +32,7 @@ skip() { summary+=("SKIP  $1"); }
 
 finish() {
     local rc=$?
-    if [ "$rc" -ne 0 ]; then
+    if [ "$rc" -ne 0 ] && [ "$failure_recorded" -eq 0 ]; then
         summary+=("FAIL  $current")
     fi
     printf '\n==================== check-dist summary ====================\n'
@@ -232,10 +233,18 @@ if [ "$(uname -s)" != Linux ]; then
     skip "$current (not Linux)"
     installable=$wheel
 else
-    auditwheel show "$wheel" | tee "$work/auditwheel-show.txt"
-    # "... is consistent with the following platform tag: "manylinux_2_17_x86_64"."
-    plat=$(grep -o 'consistent with the following platform tag: "[^"]*"' "$work/auditwheel-show.txt" \
-        | sed 's/.*"\([^"]*\)"/\1/' | head -n 1 || true)
+    COLUMNS=200 auditwheel show "$wheel" 2>&1 | tee "$work/auditwheel-show.txt"
+    # "... is consistent with the following platform tag: "manylinux_2_17_x86_64"." (the
+    # message may be wrapped over several lines)
+    plat=$("$PYTHON" - "$work/auditwheel-show.txt" <<'PY'
+import re
+import sys
+
+text = " ".join(open(sys.argv[1]).read().split())
+m = re.search(r'consistent with the following platform tag: "([^"]+)"', text)
+print(m.group(1) if m else "")
+PY
+    )
     case "$plat" in
         manylinux_*) ;;
         *)
@@ -292,7 +301,7 @@ has_tests() {
 }
 
 run_pytest() {  # run_pytest LABEL [ENV ARGS: -u VAR, VAR=VALUE...] -- [PYTEST ARGS...]
-    local label=$1
+    local label="pytest, installed wheel, $1"
     shift
     local envs=()
     while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
@@ -300,22 +309,23 @@ run_pytest() {  # run_pytest LABEL [ENV ARGS: -u VAR, VAR=VALUE...] -- [PYTEST A
         shift
     done
     shift
-    current="pytest, installed wheel, $label"
-    say "$current"
+    say "$label"
     local rc=0
     (cd "$run" && env "${envs[@]}" "$testenv/bin/python" -m pytest -p no:cacheprovider "$@" tests) || rc=$?
     if [ "$rc" -eq 5 ] && ! has_tests; then
         echo "tests/ has no test files yet: nothing to run"
-        skip "$current (no test files in tests/)"
-        return 0
-    fi
-    if [ "$rc" -ne 0 ]; then
+        skip "$label (no test files in tests/)"
+    elif [ "$rc" -ne 0 ]; then
         echo "pytest exited with $rc" >&2
-        return "$rc"
+        summary+=("FAIL  $label (pytest exit $rc)")
+        pytest_failed=1
+    else
+        ok "$label"
     fi
-    ok "$current"
 }
 
+# Both runs happen even if the first fails, so the summary shows both results.
+pytest_failed=0
 run_pytest "compiled core (FASTFIFO_REQUIRE_CYTHON=1)" \
     -u FASTFIFO_NO_EXTENSIONS FASTFIFO_REQUIRE_CYTHON=1 --
 
@@ -325,4 +335,8 @@ check_backend python FASTFIFO_NO_EXTENSIONS=1
 run_pytest "pure-Python twin (FASTFIFO_NO_EXTENSIONS=1)" \
     -u FASTFIFO_REQUIRE_CYTHON FASTFIFO_NO_EXTENSIONS=1 -- ${CHECK_DIST_PURE_ARGS:-}
 
-current="done"
+if [ "$pytest_failed" -ne 0 ]; then
+    current="the test suite against the installed wheel"
+    failure_recorded=1
+    exit 1
+fi

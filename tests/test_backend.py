@@ -26,4 +26,4 @@ def test_env_var_selects_the_pure_python_core():
 
 
 def test_pipe_buf_is_the_platform_atomic_limit():
-    assert fastfifo.PIPE_BUF == (4096 if sys.platform.startswith("linux") else 512)
+    assert (4096 if sys.platform.startswith("linux") else 512) == fastfifo.PIPE_BUF

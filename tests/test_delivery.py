@@ -132,3 +132,10 @@ def test_iteration_yields_messages_until_eof(ff, fifo):
         with ff.Writer(fifo) as w:
             w.put_many([b"one", b"two", b"three"])
         assert list(r) == [b"one", b"two", b"three"]
+
+
+def test_protocol_doc_example_matches_the_encoder():
+    """docs/PROTOCOL.md shows b"hi" as a frame; keep the doc and the code in step."""
+    assert (fastfifo._core_py.encode_header(0, 2) + b"hi").hex(" ") == (
+        "fa 00 6e 3c 02 00 00 00 68 69"
+    )

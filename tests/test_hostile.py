@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 
@@ -145,7 +146,7 @@ def test_any_chunking_of_a_valid_stream_decodes_exactly(ff, fifo, msgs, cuts):
     with ff.Reader(fifo) as r:
         fd = raw_writer(fifo)
         got = []
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in itertools.pairwise(bounds):
             os.write(fd, stream[a:b])
             try:
                 got += r.get_many(timeout=0)

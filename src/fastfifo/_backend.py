@@ -12,10 +12,11 @@ def _select() -> ModuleType:
     if os.environ.get("FASTFIFO_NO_EXTENSIONS", "") not in ("", "0"):
         return _core_py
     try:
-        from . import _core  # type: ignore[attr-defined]
+        from fastfifo import _core
     except ImportError:  # a pure install (no compiler, or built with FASTFIFO_NO_EXTENSIONS=1)
         return _core_py
-    return _core
+    compiled: ModuleType = _core
+    return compiled
 
 
 core: ModuleType = _select()

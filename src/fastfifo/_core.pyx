@@ -108,16 +108,13 @@ cdef Py_ssize_t guarded_write(int fd, const char *p, size_t n, int *err) noexcep
     # this write so EPIPE comes back as an error instead of killing the process,
     # then consume the signal the failed write queued before unblocking.
     cdef sigset_t pipe_only, old
-    cdef px.timespec zero
-    zero.tv_sec = 0
-    zero.tv_nsec = 0
     px.sigemptyset(&pipe_only)
     px.sigaddset(&pipe_only, px.SIGPIPE)
     px.pthread_sigmask(px.SIG_BLOCK, &pipe_only, &old)
     cdef Py_ssize_t r = write(fd, p, n)
     err[0] = errno
     if r < 0 and err[0] == EPIPE and not px.sigismember(&old, px.SIGPIPE):
-        px.sigtimedwait(&pipe_only, NULL, &zero)
+        px.fastfifo_consume_sigpipe()
     px.pthread_sigmask(px.SIG_SETMASK, &old, NULL)
     return r
 
@@ -468,6 +465,7 @@ cdef class ReaderCore(_Endpoint):
     cdef Py_ssize_t discard   # bytes of an oversized frame still to skip
     cdef bint skip_line       # lines: dropping the rest of an overlong line
     cdef bint resync          # frames: skipping garbage (already reported) to the next header
+    cdef bint drained         # the last read() came back short: the pipe was empty then
     cdef readonly unsigned long long skipped_bytes
     cdef readonly unsigned long long dropped_messages
 
@@ -618,11 +616,18 @@ cdef class ReaderCore(_Endpoint):
             self.start, self.end = 0, live
         if self.need > self.cap:
             self._grow(self.need)
+        if self.drained:
+            # The pipe was empty at the last read: a read now would most likely be
+            # EAGAIN, so poll first.  Two syscalls per wake-up instead of three is
+            # what lets one reader keep up with a writer making one write per message.
+            if self._wait(px.POLLIN, deadline) == 0:
+                return 0
         while True:
             with nogil:
                 r = read(self.fd, self.buf + self.end, self.cap - self.end)
                 err = errno
             if r > 0:
+                self.drained = r < self.cap - self.end
                 self.end += r
                 return 1
             if r == 0:
@@ -738,8 +743,9 @@ cdef class ReaderCore(_Endpoint):
                     if status < 0 or not read_more:
                         return out
                     read_more = False
-                    # One more read without waiting: whatever the writer has queued.
-                    if self._fill(0.0) <= 0:
+                    # One more read without waiting, unless the last read found the
+                    # pipe empty (then it is most likely still empty: skip the syscall).
+                    if self.drained or self._fill(0.0) <= 0:
                         return out
                     continue
                 if status < 0:

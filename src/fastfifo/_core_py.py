@@ -14,7 +14,8 @@ import select
 import signal
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ._errors import ClosedError, CorruptStreamError, Empty, Full, MessageTooLargeError
 
@@ -63,7 +64,10 @@ def _guarded_write(fd: int, data: bytes | memoryview) -> int:
         return os.write(fd, data)
     except BrokenPipeError:
         if signal.SIGPIPE not in old:
-            signal.sigtimedwait({signal.SIGPIPE}, 0)
+            if hasattr(signal, "sigtimedwait"):
+                signal.sigtimedwait({signal.SIGPIPE}, 0)
+            elif signal.SIGPIPE in signal.sigpending():  # macOS: no sigtimedwait
+                signal.sigwait({signal.SIGPIPE})
         raise
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)

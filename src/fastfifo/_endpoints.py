@@ -39,7 +39,7 @@ def _no_pickle(self: Any) -> Any:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def classes_for(core: ModuleType) -> tuple[type, type]:
     """The (Writer, Reader) classes over ``core`` (``_core`` or ``_core_py``)."""
 

@@ -9,6 +9,7 @@ sticky directories); open with ``O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC`` and only then
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import sys
@@ -19,8 +20,9 @@ from ._errors import NotAFifoError
 #: Pipe size fastfifo asks for (the unprivileged Linux maximum, pipe-max-size).
 DEFAULT_PIPE_SIZE = 1 << 20
 
-_F_SETPIPE_SZ = getattr(__import__("fcntl"), "F_SETPIPE_SZ", 1031 if sys.platform == "linux" else None)
-_F_GETPIPE_SZ = getattr(__import__("fcntl"), "F_GETPIPE_SZ", 1032 if sys.platform == "linux" else None)
+# Linux fcntl.h values; Python names them from 3.10 on, the fallback covers odd builds.
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031 if sys.platform == "linux" else None)
+_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032 if sys.platform == "linux" else None)
 
 
 def _describe(st_mode: int) -> str:
@@ -132,8 +134,9 @@ def open_fifo(path: str, flags: int, *, strict_permissions: bool = True) -> int:
             if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 raise PermissionError(
                     errno.EACCES,
-                    f"the FIFO is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}),"
-                    " so other users could inject messages. `chmod 600` it, or pass "
+                    "the FIFO is writable by group or others (mode "
+                    f"{stat.S_IMODE(st.st_mode):04o}), so other users could inject messages. "
+                    "`chmod 600` it, or pass "
                     "strict_permissions=False if that is intended",
                     path,
                 )
@@ -141,6 +144,16 @@ def open_fifo(path: str, flags: int, *, strict_permissions: bool = True) -> int:
         os.close(fd)
         raise
     return fd
+
+
+# macOS: a per-fd "never send SIGPIPE for writes on this fd" (fcntl.h F_SETNOSIGPIPE = 73).
+_F_SETNOSIGPIPE = getattr(fcntl, "F_SETNOSIGPIPE", 73 if sys.platform == "darwin" else None)
+
+
+def no_sigpipe(fd: int) -> None:
+    """Where the kernel offers it (macOS), make writes on ``fd`` fail with EPIPE, never signal."""
+    if _F_SETNOSIGPIPE is not None:
+        fcntl.fcntl(fd, _F_SETNOSIGPIPE, 1)
 
 
 def open_writer_fd(path: str, open_timeout: float | None, *, strict_permissions: bool) -> int:
@@ -153,10 +166,17 @@ def open_writer_fd(path: str, open_timeout: float | None, *, strict_permissions:
     delay = 0.001
     while True:
         try:
-            return open_fifo(path, os.O_WRONLY, strict_permissions=strict_permissions)
+            fd = open_fifo(path, os.O_WRONLY, strict_permissions=strict_permissions)
         except OSError as e:
             if e.errno != errno.ENXIO:
                 raise
+        else:
+            try:
+                no_sigpipe(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             raise TimeoutError(
@@ -176,10 +196,8 @@ def set_pipe_size(fd: int, size: int | None) -> int:
     endpoints ask for it on open.  A refusal (EPERM above pipe-max-size or over the
     per-user soft limit) keeps the current size: that is slower, never wrong.
     """
-    if _F_GETPIPE_SZ is None:
+    if _F_GETPIPE_SZ is None or _F_SETPIPE_SZ is None:
         return 8192  # macOS: fixed by net.local.stream.*space
-    import fcntl
-
     current: int = fcntl.fcntl(fd, _F_GETPIPE_SZ)
     if size and size > current:
         try:

@@ -30,7 +30,6 @@ cdef extern from "<signal.h>" nogil:
     ctypedef struct siginfo_t:
         pass
     int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
-    int sigtimedwait(const sigset_t *set, siginfo_t *info, const timespec *timeout)
     int sigemptyset(sigset_t *set)
     int sigaddset(sigset_t *set, int signo)
     int sigismember(const sigset_t *set, int signo)
@@ -48,3 +47,28 @@ cdef extern from "pythread.h":
         PY_LOCK_INTR
     PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock lock, long long microseconds,
                                              int intr_flag) nogil
+
+cdef extern from *:
+    """
+    #include <signal.h>
+    #include <time.h>
+    /* Take back the SIGPIPE a failed write queued while SIGPIPE was blocked in this
+       thread.  macOS has no sigtimedwait(): there sigpending() says whether one is
+       queued and sigwait() takes it without blocking.  (macOS writers also set
+       F_SETNOSIGPIPE on the fd, so this is a second line of defence there.) */
+    static void fastfifo_consume_sigpipe(void) {
+        sigset_t only;
+        sigemptyset(&only);
+        sigaddset(&only, SIGPIPE);
+    #if defined(__APPLE__)
+        sigset_t pending;
+        int sig;
+        if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+            sigwait(&only, &sig);
+    #else
+        struct timespec zero = {0, 0};
+        sigtimedwait(&only, NULL, &zero);
+    #endif
+    }
+    """
+    void fastfifo_consume_sigpipe() nogil

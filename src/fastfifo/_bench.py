@@ -1,0 +1,217 @@
+"""The quick benchmark behind ``fastfifo bench``: 1 -> 1 through a temporary FIFO.
+
+One producer process, one consumer (this process), 64-byte messages by default.
+Rows: fastfifo ``put``/``get``, fastfifo ``put_many``/``get_many``, and the
+hand-written loop users write today (``os.write`` of a 4-byte length prefix plus
+payload per message, ``os.read`` of 64 KiB plus a Python parse loop).  Every run
+checks delivery: each message once, in order, intact.  The full suite with the
+other peers is ``bench/run.py`` in the source tree.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import fastfifo
+
+_LEN = struct.Struct("<I")
+_SEQ = struct.Struct("<Q")
+
+
+def _payloads(count: int, size: int) -> list[bytes]:
+    pad = b"." * (size - _SEQ.size)
+    return [_SEQ.pack(i) + pad for i in range(count)]
+
+
+# ------------------------------------------------------------------ producers (child side)
+
+def _produce_fastfifo(path: str, count: int, size: int, batch: int, go: Any) -> None:
+    msgs = _payloads(count, size)
+    with fastfifo.Writer(path) as w:
+        go.wait()
+        if batch > 1:
+            for i in range(0, count, batch):
+                w.put_many(msgs[i : i + batch])
+        else:
+            put = w.put
+            for m in msgs:
+                put(m)
+
+
+def _produce_os_write(path: str, count: int, size: int, batch: int, go: Any) -> None:
+    msgs = [_LEN.pack(size) + m for m in _payloads(count, size)]
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        go.wait()
+        if batch > 1:  # what a careful hand-written writer does: join, stay <= PIPE_BUF
+            per = max(1, fastfifo.PIPE_BUF // (size + 4))
+            for i in range(0, count, per):
+                os.write(fd, b"".join(msgs[i : i + per]))
+        else:
+            for m in msgs:
+                os.write(fd, m)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ consumers (this process)
+
+def _consume_fastfifo(reader: Any, count: int, batch: int) -> list[bytes]:
+    out: list[bytes] = []
+    if batch > 1:
+        while len(out) < count:
+            out += reader.get_many(max_messages=batch, timeout=60)
+    else:
+        get = reader.get
+        out = [get(timeout=60) for _ in range(count)]
+    return out
+
+
+def _consume_os_read(fd: int, count: int) -> list[bytes]:
+    out: list[bytes] = []
+    buf = b""
+    unpack = _LEN.unpack_from
+    while len(out) < count:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise EOFError("writer left early")
+        buf += chunk
+        pos, end = 0, len(buf)
+        while end - pos >= 4:
+            (n,) = unpack(buf, pos)
+            if end - pos - 4 < n:
+                break
+            out.append(buf[pos + 4 : pos + 4 + n])
+            pos += 4 + n
+        buf = buf[pos:]
+    return out
+
+
+# ------------------------------------------------------------------ one measured run
+
+def _run_once(kind: str, count: int, size: int, batch: int) -> tuple[float, str]:
+    ctx = multiprocessing.get_context("spawn")
+    tmp = tempfile.mkdtemp(prefix="fastfifo-bench-")  # 0700: only we can reach the FIFO
+    path = fastfifo.mkfifo(os.path.join(tmp, "q"))
+    go = ctx.Event()
+    try:
+        if kind == "fastfifo":
+            with fastfifo.Reader(path) as r:
+                p = ctx.Process(target=_produce_fastfifo, args=(path, count, size, batch, go))
+                p.start()
+                t0 = time.perf_counter()
+                go.set()
+                got = _consume_fastfifo(r, count, batch)
+                elapsed = time.perf_counter() - t0
+        else:
+            p = ctx.Process(target=_produce_os_write, args=(path, count, size, batch, go))
+            p.start()
+            fd = os.open(path, os.O_RDONLY)  # blocks until the producer opens
+            try:
+                t0 = time.perf_counter()
+                go.set()
+                got = _consume_os_read(fd, count)
+                elapsed = time.perf_counter() - t0
+            finally:
+                os.close(fd)
+        p.join(60)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    expected = _payloads(count, size)
+    check = "ok" if got == expected else f"FAILED ({len(got)} of {count}, or out of order)"
+    return count / elapsed, check
+
+
+ROWS: list[tuple[str, str, int]] = [
+    ("fastfifo put / get", "fastfifo", 1),
+    ("fastfifo put_many / get_many", "fastfifo", 1000),
+    ("hand-written os.write / os.read, one write per message", "os", 1),
+    ("hand-written os.write / os.read, joined writes", "os", 1000),
+]
+
+
+def run(
+    count: int = 200_000,
+    size: int = 64,
+    repeat: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run every row ``repeat`` times; return machine details and per-row results."""
+    if size < _SEQ.size:
+        raise ValueError(f"size must be at least {_SEQ.size} bytes")
+    results = []
+    for i, (label, kind, batch) in enumerate(ROWS, 1):
+        rates, checks = [], []
+        for rep in range(repeat):
+            if progress:
+                progress(f"[{i}/{len(ROWS)}] {label}: run {rep + 1} of {repeat}")
+            rate, check = _run_once(kind, count, size, batch)
+            rates.append(rate)
+            checks.append(check)
+        bad = [c for c in checks if c != "ok"]
+        results.append({
+            "row": label,
+            "msg_per_s": statistics.median(rates),
+            "min": min(rates),
+            "max": max(rates),
+            "mb_per_s": statistics.median(rates) * size / 1e6,
+            "delivery": bad[0] if bad else "ok",
+        })
+    return {
+        "machine": machine(),
+        "count": count,
+        "size": size,
+        "repeat": repeat,
+        "results": results,
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "fastfifo": fastfifo.__version__,
+        "backend": fastfifo.backend,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    base = report["results"][2]["msg_per_s"]
+    lines = [
+        f"fastfifo {m['fastfifo']} ({m['backend']} core), Python {m['python']}, {m['os']}, "
+        f"{m['cpu']} x{m['cores']}",
+        f"1 -> 1, {report['count']:,} messages of {report['size']} B, median of "
+        f"{report['repeat']} runs (min-max)",
+        "",
+        "| workload | msg/s | MB/s | vs hand-written | delivery |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['row']} | {r['msg_per_s']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f}) | "
+            f"{r['mb_per_s']:,.1f} | {r['msg_per_s'] / base:.2f}x | {r['delivery']} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(format_table(run(progress=lambda s: print(s, file=sys.stderr))))
