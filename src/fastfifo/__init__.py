@@ -17,6 +17,7 @@ from ._errors import (
     CorruptStreamError,
     Empty,
     Full,
+    IncompleteMessageWarning,
     MessageTooLargeError,
     NotAFifoError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "CorruptStreamError",
     "Empty",
     "Full",
+    "IncompleteMessageWarning",
     "MessageTooLargeError",
     "NotAFifoError",
     "Reader",

@@ -9,7 +9,7 @@ a monotonic deadline, so ``close()`` from another thread and Ctrl-C (EINTR,
 then ``PyErr_CheckSignals``) both end a wait promptly.
 """
 
-from libc.errno cimport errno, EINTR, EAGAIN, EPIPE
+from libc.errno cimport errno, EINTR, EAGAIN, EPIPE, EACCES
 from libc.string cimport memcpy, memchr, memmove
 from libc.stdlib cimport malloc, realloc, free
 from libc.stdint cimport uint8_t, uint32_t
@@ -28,15 +28,25 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 from . cimport _posix as px
 
 import os
+import warnings
 
-from ._errors import ClosedError, CorruptStreamError, Empty, Full, MessageTooLargeError
+from ._errors import (ClosedError, CorruptStreamError, Empty, Full, IncompleteMessageWarning,
+                      MessageTooLargeError)
+
+#: Whether this build can peek with tee() (Linux); elsewhere shared readers claim by
+#: exact reads under the lock.
+HAVE_TEE = bool(px.FASTFIFO_HAVE_TEE)
 
 BACKEND = "cython"
 
 cdef enum:
     HEADER = 8
     MAGIC = 0xFA
-    KIND_WHOLE = 0
+    KIND_WHOLE = 0      # a whole message
+    KIND_FIRST = 1      # first fragment of a large message: u64 total length, then data
+    KIND_MIDDLE = 2
+    KIND_LAST = 3
+    KIND_MASK = 3
     FRAMES = 0
     LINES = 1
     # _take() results
@@ -71,8 +81,23 @@ cdef inline uint32_t header_length(const uint8_t *p) noexcept nogil:
     return p[4] | (<uint32_t>p[5] << 8) | (<uint32_t>p[6] << 16) | (<uint32_t>p[7] << 24)
 
 
+cdef inline unsigned long long load_u64(const uint8_t *p) noexcept nogil:
+    cdef unsigned long long v = 0
+    cdef int i
+    for i in range(7, -1, -1):
+        v = (v << 8) | p[i]
+    return v
+
+
+cdef inline void store_u64(uint8_t *p, unsigned long long v) noexcept nogil:
+    cdef int i
+    for i in range(8):
+        p[i] = <uint8_t>(v & 0xFF)
+        v >>= 8
+
+
 cdef inline bint header_valid(const uint8_t *p) noexcept nogil:
-    if p[0] != MAGIC or p[1] != KIND_WHOLE:
+    if p[0] != MAGIC or (p[1] & ~KIND_MASK):
         return False
     cdef uint32_t c = header_check(p[1], header_length(p))
     return p[2] == (c & 0xFF) and p[3] == (c >> 8)
@@ -144,6 +169,7 @@ cdef class _Endpoint:
     cdef bint closing
     cdef PyThread_type_lock lock
     cdef readonly object path
+    cdef object closed_reason
 
     def __cinit__(self, *args, **kwargs):
         self.fd = -1
@@ -204,7 +230,8 @@ cdef class _Endpoint:
             PyThread_release_lock(self.lock)
 
     cdef int _raise_closed(self) except -1:
-        raise ClosedError(f"{type(self).__name__} for {self.path!r} is closed")
+        raise ClosedError(f"{type(self).__name__} for {self.path!r} is closed"
+                          + (f" ({self.closed_reason})" if self.closed_reason else ""))
 
     def close(self):
         """Close the endpoint (idempotent); a call blocked in another thread raises ClosedError."""
@@ -259,6 +286,57 @@ cdef class _Endpoint:
             if ms == 0 or (deadline >= 0 and monotonic() >= deadline):
                 return 0
 
+    cdef int _lock_wait(self, int fd, bint ofd, double deadline) except -1:
+        """Take flock(LOCK_EX) (ofd false) or the OFD write lock on byte 0 of ``fd``.
+
+        1 when taken, 0 when the deadline passed first.  Never a blocking lock call:
+        a few yields first (claims hold the lock for microseconds), then sleeps of
+        1-10 ms in poll() on the wake-up pipe, so close() and timeouts still work
+        while another process holds the lock through a large message.
+        """
+        cdef int r, err, spins = 0, ms = 0
+        cdef double left
+        cdef px.pollfd pfd
+        while True:
+            with nogil:
+                if ofd:
+                    r = px.fastfifo_ofd_lock(fd, px.F_WRLCK)
+                else:
+                    r = px.flock(fd, px.LOCK_EX | px.LOCK_NB)
+                err = errno
+            if r == 0:
+                return 1
+            if err == EINTR:
+                PyErr_CheckSignals()
+                continue
+            if err != EAGAIN and err != EACCES:  # EWOULDBLOCK == EAGAIN on Linux and macOS
+                raise OSError(err, f"{os.strerror(err)} (taking the "
+                              f"{'writer' if ofd else 'reader'} lock)", self.path)
+            if deadline >= 0 and monotonic() >= deadline:
+                return 0
+            if spins < 20:
+                spins += 1
+                with nogil:
+                    px.sched_yield()
+                continue
+            ms = 1 if ms == 0 else min(ms * 2, 10)
+            if deadline >= 0:
+                left = deadline - monotonic()
+                ms = max(1, min(ms, <int>ceil(left * 1000.0)))
+            pfd.fd = self.wake_r
+            pfd.events = px.POLLIN
+            pfd.revents = 0
+            with nogil:
+                r = px.poll(&pfd, 1, ms)
+            if r > 0:
+                self._raise_closed()
+
+    cdef void _unlock(self, int fd, bint ofd) noexcept:
+        if ofd:
+            px.fastfifo_ofd_lock(fd, px.F_UNLCK)
+        else:
+            px.flock(fd, px.LOCK_UN)
+
     def __enter__(self):
         return self
 
@@ -269,20 +347,40 @@ cdef class _Endpoint:
 # ---------------------------------------------------------------- writer
 
 cdef class WriterCore(_Endpoint):
-    """Frames messages and writes them in atomic (<= PIPE_BUF) writes."""
+    """Frames messages and writes them in atomic (<= PIPE_BUF) writes.
+
+    A message too large for one atomic write (frames framing only) goes out as
+    fragments, each one atomic write, under the writers' lock so that no two
+    large messages interleave; small messages from other writers may still fall
+    between the fragments, and readers reassemble around them.
+    """
     cdef int framing
     cdef bint guard
     cdef Py_ssize_t atomic
+    cdef Py_ssize_t maxmsg
+    cdef int lock_fd
+    cdef bint lock_ofd
     cdef char *scratch
+
+    def __cinit__(self, *args, **kwargs):
+        self.lock_fd = -1
 
     def __dealloc__(self):
         free(self.scratch)
 
-    def _configure(self, int fd, path, int framing, Py_ssize_t atomic, bint guard_sigpipe):
+    cdef void _close_fds(self) noexcept:
+        if self.lock_fd >= 0 and self.lock_fd != self.fd:
+            close(self.lock_fd)
+        self.lock_fd = -1
+        _Endpoint._close_fds(self)
+
+    def _configure(self, int fd, path, int framing, Py_ssize_t atomic, bint guard_sigpipe,
+                   Py_ssize_t max_message_size, int lock_fd, bint lock_ofd):
         self.scratch = <char *>malloc(atomic)
         if self.scratch == NULL:
             raise MemoryError()
         self.framing, self.atomic, self.guard = framing, atomic, guard_sigpipe
+        self.maxmsg, self.lock_fd, self.lock_ofd = max_message_size, lock_fd, lock_ofd
         self._attach(fd, path)
 
     @property
@@ -291,20 +389,26 @@ cdef class WriterCore(_Endpoint):
         return self.atomic - (HEADER if self.framing == FRAMES else 1)
 
     cdef Py_ssize_t _frame_size(self, const char *p, Py_ssize_t n, Py_ssize_t index) except -1:
+        """Bytes of the encoded message when it fits one atomic write, else 0 (fragments)."""
         cdef Py_ssize_t total = n + (HEADER if self.framing == FRAMES else 1)
-        if total > self.atomic:
+        if total > self.atomic and (self.framing == LINES or n > self.maxmsg):
             where = "" if index < 0 else f" (message {index} of the batch)"
+            if self.framing == LINES:
+                limit = (f"lines framing sends each line in one atomic write, so the limit "
+                         f"is {self.atomic - 1} bytes (PIPE_BUF={self.atomic}); use "
+                         f"framing='frames' for larger messages")
+            else:
+                limit = f"the limit is max_message_size={self.maxmsg}"
             raise MessageTooLargeError(
-                f"{self.path!r}: a message of {n} bytes{where} does not fit one atomic write: "
-                f"the limit is {self.atomic - (total - n)} bytes (PIPE_BUF={self.atomic} minus "
-                f"framing); nothing was written. Split the message")
+                f"{self.path!r}: a message of {n} bytes{where} is too large: {limit}; "
+                f"nothing was written")
         if self.framing == LINES and memchr(p, NEWLINE, n) != NULL:
             where = "" if index < 0 else f" (message {index} of the batch)"
             raise ValueError(
                 f"{self.path!r}: a message{where} contains a newline, which lines framing "
                 f"uses as the separator; nothing was written. Use framing='frames' for "
                 f"binary data")
-        return total
+        return total if total <= self.atomic else 0
 
     cdef inline Py_ssize_t _encode(self, char *dst, const char *p, Py_ssize_t n) noexcept:
         if self.framing == FRAMES:
@@ -342,22 +446,59 @@ cdef class WriterCore(_Endpoint):
             else:
                 raise OSError(err, os.strerror(err), self.path)
 
+    cdef int _write_large(self, const char *p, Py_ssize_t n, double deadline, timeout) except -1:
+        """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock."""
+        cdef Py_ssize_t off = 0, chunk
+        cdef uint8_t *h = <uint8_t *>self.scratch
+        cdef int kind
+        if not self._lock_wait(self.lock_fd, self.lock_ofd, deadline):
+            raise Full(f"{self.path!r}: another writer held the large-message lock for "
+                       f"{timeout} s; nothing was written", 0)
+        try:
+            chunk = min(n, self.atomic - 2 * HEADER)
+            put_header(h, KIND_FIRST, <uint32_t>(chunk + 8))
+            store_u64(h + HEADER, <unsigned long long>n)
+            memcpy(self.scratch + 2 * HEADER, p, chunk)
+            while True:
+                if not self._write(self.scratch, HEADER + (8 if off == 0 else 0) + chunk,
+                                   deadline):
+                    raise Full(
+                        f"{self.path!r}: the pipe stayed full for {timeout} s after "
+                        f"{off} of {n} bytes of a large message; the message was not "
+                        f"delivered (readers drop the part they got, with an "
+                        f"IncompleteMessageWarning)", 0)
+                off += chunk
+                if off == n:
+                    return 1
+                chunk = min(n - off, self.atomic - HEADER)
+                kind = KIND_LAST if off + chunk == n else KIND_MIDDLE
+                put_header(h, kind, <uint32_t>chunk)
+                memcpy(self.scratch + HEADER, p + off, chunk)
+        finally:
+            self._unlock(self.lock_fd, self.lock_ofd)
+
     def put(self, data, timeout=None):
-        """Write one message (bytes-like) in one atomic write.
+        """Write one message (bytes-like).
+
+        A message up to ``max_atomic_message`` bytes goes out in one atomic
+        write; a larger one (frames framing, up to ``max_message_size``) as
+        fragments under the writers' lock.
 
         Parameters
         ----------
         data : bytes-like
-            The message.  At most ``max_atomic_message`` bytes.
+            The message.
         timeout : float or None
-            Seconds to wait while the pipe is full; None waits for ever, 0 never waits.
+            Seconds to wait while the pipe is full (or another writer holds the
+            large-message lock); None waits for ever, 0 never waits.
 
         Raises
         ------
         Full
-            The pipe stayed full until the timeout; nothing was written.
+            The pipe stayed full until the timeout; the message was not delivered.
         MessageTooLargeError
-            The message does not fit one atomic write; nothing was written.
+            Larger than ``max_message_size`` (or, in lines framing, than one atomic
+            write); nothing was written.
         BrokenPipeError
             No reader has the FIFO open.
         ClosedError
@@ -372,6 +513,9 @@ cdef class WriterCore(_Endpoint):
             if not self._enter(deadline):
                 raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
             try:
+                if total == 0:
+                    self._write_large(<char *>view.buf, view.len, deadline, timeout)
+                    return
                 self._encode(self.scratch, <char *>view.buf, view.len)
                 if not self._write(self.scratch, total, deadline):
                     raise Full(f"{self.path!r}: the pipe stayed full for {timeout} s "
@@ -385,7 +529,8 @@ cdef class WriterCore(_Endpoint):
         """Write many messages, packed into as few atomic writes as possible.
 
         Every message is checked before anything is written.  Each write holds
-        whole messages only, so concurrent writers never split one.
+        whole messages only, so concurrent writers never split one; messages
+        larger than one atomic write go out as fragments (see ``put``).
 
         Raises
         ------
@@ -423,30 +568,39 @@ cdef class WriterCore(_Endpoint):
             for i in range(n):
                 item = seq[i]
                 if PyBytes_CheckExact(item):
-                    p = PyBytes_AS_STRING(item)
-                    size = PyBytes_GET_SIZE(item)
-                    if used + size + HEADER > self.atomic:
-                        if not self._write(self.scratch, used, deadline):
-                            raise Full(self._full_message(timeout, sent), sent)
-                        sent += pending
-                        used = pending = 0
-                    used += self._encode(self.scratch + used, p, size)
+                    self._pack(PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item), &used,
+                               &pending, &sent, deadline, timeout)
                 else:
                     PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
                     try:
-                        if used + view.len + HEADER > self.atomic:
-                            if not self._write(self.scratch, used, deadline):
-                                raise Full(self._full_message(timeout, sent), sent)
-                            sent += pending
-                            used = pending = 0
-                        used += self._encode(self.scratch + used, <char *>view.buf, view.len)
+                        self._pack(<char *>view.buf, view.len, &used, &pending, &sent,
+                                   deadline, timeout)
                     finally:
                         PyBuffer_Release(&view)
-                pending += 1
-            if not self._write(self.scratch, used, deadline):
+            if used and not self._write(self.scratch, used, deadline):
                 raise Full(self._full_message(timeout, sent), sent)
         finally:
             self._leave()
+
+    cdef int _pack(self, const char *p, Py_ssize_t size, Py_ssize_t *used,
+                   Py_ssize_t *pending, Py_ssize_t *sent, double deadline, timeout) except -1:
+        """Add one message to the batch in scratch, flushing whole writes as it fills."""
+        cdef Py_ssize_t total = size + (HEADER if self.framing == FRAMES else 1)
+        if used[0] + total > self.atomic:
+            if used[0] and not self._write(self.scratch, used[0], deadline):
+                raise Full(self._full_message(timeout, sent[0]), sent[0])
+            sent[0] += pending[0]
+            used[0] = pending[0] = 0
+        if total > self.atomic:
+            try:
+                self._write_large(p, size, deadline, timeout)
+            except Full as e:
+                raise Full(f"{e} ({self._full_message(timeout, sent[0])})", sent[0])
+            sent[0] += 1
+            return 0
+        used[0] += self._encode(self.scratch + used[0], p, size)
+        pending[0] += 1
+        return 0
 
     def _full_message(self, timeout, sent):
         return (f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
@@ -456,7 +610,15 @@ cdef class WriterCore(_Endpoint):
 # ---------------------------------------------------------------- reader
 
 cdef class ReaderCore(_Endpoint):
-    """Reads into one growing buffer and parses whole messages out of it."""
+    """Reads into one growing buffer and cuts whole messages out of it.
+
+    Shared mode (several reader processes on one FIFO, each message to exactly one):
+    a reader takes the readers' flock, peeks at the head of the pipe with tee()
+    (nothing is consumed), finds where whole frames end, consumes exactly those
+    bytes with splice() to /dev/null, and unlocks.  A reader killed at any point
+    before the splice consumed nothing; after it, it holds only its claim.  Without
+    tee() (macOS) the claim is one message read exactly (header, then payload).
+    """
     cdef int framing
     cdef bint stop_at_eof
     cdef char *buf
@@ -466,20 +628,69 @@ cdef class ReaderCore(_Endpoint):
     cdef bint skip_line       # lines: dropping the rest of an overlong line
     cdef bint resync          # frames: skipping garbage (already reported) to the next header
     cdef bint drained         # the last read() came back short: the pipe was empty then
+    # a large message being reassembled from its fragments
+    cdef object asm           # the bytes object being filled, or None
+    cdef Py_ssize_t asm_total, asm_have
+    cdef bint asm_skip        # dropping the fragments of a message that is not delivered
+    cdef bint orphan          # inside fragments whose first one this reader never got
+    cdef list late_warnings   # drops found mid-call, reported at the next safe point
+    # shared readers
+    cdef bint shared, use_tee, locked, in_msg
+    cdef int rlock_fd, wlock_fd, peek_r, peek_w, null_fd
+    cdef bint wlock_ofd
+    cdef Py_ssize_t window, claim_max
     cdef readonly unsigned long long skipped_bytes
     cdef readonly unsigned long long dropped_messages
+
+    def __cinit__(self, *args, **kwargs):
+        self.rlock_fd = self.wlock_fd = self.peek_r = self.peek_w = self.null_fd = -1
+        self.late_warnings = []
 
     def __dealloc__(self):
         free(self.buf)
 
     def _configure(self, int fd, path, int framing, Py_ssize_t max_message_size,
-                   Py_ssize_t buffer_size, bint stop_at_eof):
+                   Py_ssize_t buffer_size, bint stop_at_eof, int wlock_fd=-1,
+                   bint wlock_ofd=True):
         self.cap = max(buffer_size, 4096)
         self.buf = <char *>malloc(self.cap)
         if self.buf == NULL:
             raise MemoryError()
         self.framing, self.maxmsg, self.stop_at_eof = framing, max_message_size, stop_at_eof
+        self.wlock_fd = fd if wlock_fd < 0 else wlock_fd
+        self.wlock_ofd = wlock_ofd
         self._attach(fd, path)
+
+    def _share(self, int rlock_fd, int peek_r, int peek_w, int null_fd, Py_ssize_t window,
+               bint use_tee):
+        """Switch to shared mode; the fds are owned (and closed) by the caller's close()."""
+        self.shared, self.rlock_fd, self.use_tee = True, rlock_fd, use_tee
+        self.peek_r, self.peek_w, self.null_fd, self.window = peek_r, peek_w, null_fd, window
+        if self.cap < window + 65536:
+            self._grow(window + 65536)
+
+    def _after_fork_in_child(self):
+        """After fork(): the open file descriptions (and any lock) are the parent's.
+
+        Two processes reading through one description would split messages, and
+        flock() does not exclude them from each other, so the child's copy is closed.
+        """
+        self.locked = False
+        self.closing = True
+        self.closed_reason = "it was opened before fork(); open a new Reader in this process"
+        self._close_fds()
+
+    cdef void _close_fds(self) noexcept:
+        cdef int fd
+        for fd in (self.peek_r, self.peek_w, self.null_fd):
+            if fd >= 0:
+                close(fd)
+        if self.rlock_fd >= 0 and self.rlock_fd != self.fd:
+            close(self.rlock_fd)
+        if self.wlock_fd >= 0 and self.wlock_fd != self.fd:
+            close(self.wlock_fd)
+        self.peek_r = self.peek_w = self.null_fd = self.rlock_fd = self.wlock_fd = -1
+        _Endpoint._close_fds(self)
 
     @property
     def buffered(self):
@@ -491,12 +702,15 @@ cdef class ReaderCore(_Endpoint):
         """Bytes the receive buffer holds now (grows only for a frame up to max_message_size)."""
         return self.cap
 
+    # ------------------------------------------------------------ parsing
+
     cdef object _take(self, int *status):
         """Cut the next message out of the buffer; GOT, NEED or an error code (state unchanged)."""
         cdef Py_ssize_t avail, k, n
         cdef const uint8_t *p
         cdef const char *nl
         cdef uint32_t length
+        cdef int kind
         self.need = 1
         while True:
             avail = self.end - self.start
@@ -524,16 +738,35 @@ cdef class ReaderCore(_Endpoint):
                     continue
                 self.resync = False
                 length = header_length(p)
-                if length > <size_t>self.maxmsg:
-                    status[0] = TOO_LARGE
+                kind = p[1] & KIND_MASK
+                if kind == KIND_WHOLE:
+                    if length > <size_t>self.maxmsg:
+                        status[0] = TOO_LARGE
+                        return None
+                    if avail < HEADER + <Py_ssize_t>length:
+                        self.need = HEADER + length
+                        status[0] = NEED
+                        return None
+                    self.start += HEADER + length
+                    status[0] = GOT
+                    return PyBytes_FromStringAndSize(<const char *>p + HEADER, length)
+                # A fragment is one atomic write: never larger than a pipe page.
+                if length > 65536 or (kind == KIND_FIRST and length < 8):
+                    status[0] = BAD_HEADER
                     return None
                 if avail < HEADER + <Py_ssize_t>length:
                     self.need = HEADER + length
                     status[0] = NEED
                     return None
+                if kind == KIND_FIRST and load_u64(p + HEADER) > <unsigned long long>self.maxmsg:
+                    status[0] = TOO_LARGE
+                    return None
+                msg = self._fragment(kind, p + HEADER, length)
                 self.start += HEADER + length
-                status[0] = GOT
-                return PyBytes_FromStringAndSize(<const char *>p + HEADER, length)
+                if msg is not None:
+                    status[0] = GOT
+                    return msg
+                continue
             nl = <const char *>memchr(p, NEWLINE, avail)
             if self.skip_line:
                 if nl == NULL:
@@ -558,6 +791,65 @@ cdef class ReaderCore(_Endpoint):
             status[0] = GOT
             return PyBytes_FromStringAndSize(<const char *>p, n)
 
+    cdef object _fragment(self, int kind, const uint8_t *data, uint32_t length):
+        """Fold one fragment into the message being reassembled; the message when complete."""
+        cdef unsigned long long total
+        if kind == KIND_FIRST:
+            if self.asm is not None or self.asm_skip:
+                self._drop_partial("a new large message began before it ended (its writer "
+                                   "died or gave up part-way)")
+            self.orphan = False
+            total = load_u64(data)
+            if length - 8 > total:
+                self._drop_partial("its first fragment is longer than the whole it announces")
+                self.asm_skip = True
+                return None
+            self.asm = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
+            self.asm_total, self.asm_have = total, length - 8
+            memcpy(PyBytes_AS_STRING(self.asm), data + 8, length - 8)
+            return None
+        if self.asm is None:
+            if not self.asm_skip and not self.orphan:
+                self.orphan = True
+                self._drop_partial("this reader got fragments of a large message whose "
+                                   "beginning went to another reader that then died, or was "
+                                   "sent before this reader opened")
+            if kind == KIND_LAST:
+                self.asm_skip = self.orphan = False
+            return None
+        if self.asm_have + length > self.asm_total:
+            self._drop_partial("its fragments add up to more than it announced")
+            self.asm_skip = kind != KIND_LAST
+            return None
+        memcpy(PyBytes_AS_STRING(self.asm) + self.asm_have, data, length)
+        self.asm_have += length
+        if kind == KIND_MIDDLE:
+            return None
+        if self.asm_have != self.asm_total:
+            self._drop_partial("its fragments add up to less than it announced")
+            return None
+        msg, self.asm = self.asm, None
+        return msg
+
+    cdef void _drop_partial(self, reason):
+        self.dropped_messages += 1
+        if self.asm is not None:
+            what = f"a large message ({self.asm_have} of {self.asm_total} bytes received)"
+        else:
+            what = "an incomplete large message"
+        self.asm = None
+        self.asm_skip = False
+        self.late_warnings.append(f"{self.path!r}: dropped {what}: {reason}")
+
+    cdef int _report_drops(self) except -1:
+        """Issue the warnings for drops found earlier; only where no message is in hand."""
+        cdef list pending = self.late_warnings
+        if pending:
+            self.late_warnings = []
+            for text in pending:
+                warnings.warn(text, IncompleteMessageWarning, stacklevel=3)
+        return 0
+
     cdef Py_ssize_t _scan(self, Py_ssize_t i) noexcept:
         """First offset >= i that may start a valid header (end of buffer if none)."""
         cdef const char *m
@@ -575,6 +867,7 @@ cdef class ReaderCore(_Endpoint):
         """Skip past the bad bytes at the head of the buffer and raise about them."""
         cdef Py_ssize_t k, n
         cdef const char *nl
+        cdef const uint8_t *p = <const uint8_t *>self.buf + self.start
         if status == BAD_HEADER:
             k = self._scan(self.start + 1)
             n = k - self.start
@@ -588,9 +881,16 @@ cdef class ReaderCore(_Endpoint):
                 f"frames FIFO. Valid messages after them are still delivered", n)
         self.dropped_messages += 1
         if self.framing == FRAMES:
-            n = header_length(<const uint8_t *>self.buf + self.start)
-            self.start += HEADER
-            self.discard = n
+            if (p[1] & KIND_MASK) == KIND_FIRST:
+                if self.asm is not None or self.asm_skip:
+                    self._drop_partial("a new large message began before it ended")
+                n = <Py_ssize_t>load_u64(p + HEADER)
+                self.start += HEADER + header_length(p)
+                self.asm_skip = True
+            else:
+                n = header_length(p)
+                self.start += HEADER
+                self.discard = n
         else:
             nl = <const char *>memchr(self.buf + self.start, NEWLINE, self.end - self.start)
             if nl == NULL:
@@ -605,23 +905,82 @@ cdef class ReaderCore(_Endpoint):
             f"bytes exceeds max_message_size={self.maxmsg}; it was discarded and the "
             f"messages after it are still delivered (raise max_message_size to receive it)")
 
-    cdef int _fill(self, double deadline) except -2:
-        """Read more bytes: 1 when some arrived, 0 on timeout, -1 at end of stream."""
-        cdef Py_ssize_t r, live = self.end - self.start
-        cdef int err, rev
+    # ------------------------------------------------------------ reading
+
+    cdef int _make_room(self, Py_ssize_t want) except -1:
+        """Room for ``want`` more bytes after ``end`` (compacting first, growing if needed)."""
+        cdef Py_ssize_t live = self.end - self.start
         if live == 0:
             self.start = self.end = 0
-        elif self.start and (self.cap - self.end < 65536 or self.cap - self.start < self.need):
+        elif self.start and self.cap - self.end < want:
             memmove(self.buf, self.buf + self.start, live)
             self.start, self.end = 0, live
-        if self.need > self.cap:
-            self._grow(self.need)
+        if self.cap - self.end < want:
+            self._grow(self.end + want)
+        return 0
+
+    cdef int _grow(self, Py_ssize_t size) except -1:
+        cdef char *nb = <char *>realloc(self.buf, size)
+        if nb == NULL:
+            raise MemoryError()
+        self.buf, self.cap = nb, size
+        return 0
+
+    cdef bint _writer_gone(self) except -1:
+        """True when no writer holds the large-message lock (so no fragment is on its way)."""
+        cdef int r
+        if self.wlock_ofd:
+            r = px.fastfifo_ofd_held(self.wlock_fd)
+            return r == 0
+        if px.flock(self.wlock_fd, px.LOCK_EX | px.LOCK_NB) == 0:  # sidecar lock file
+            px.flock(self.wlock_fd, px.LOCK_UN)
+            return True
+        return False
+
+    cdef int _wait_data(self, double deadline) except -1:
+        """Wait for POLLIN; while a large message is half received, also notice its writer dying.
+
+        Returns poll's revents, 0 on timeout, or -3 when the partial message was
+        abandoned (its writer released the lock and the pipe stayed empty).
+        """
+        cdef double step
+        cdef int rev
+        cdef px.pollfd pfd
+        if self.asm is None and not self.asm_skip and not self.in_msg:
+            return self._wait(px.POLLIN, deadline)
+        while True:
+            # Check the lock first, then that the pipe is empty: a writer that wrote
+            # its last fragment and unlocked in between leaves data we would see.
+            if self._writer_gone():
+                pfd.fd = self.fd
+                pfd.events = px.POLLIN
+                pfd.revents = 0
+                if px.poll(&pfd, 1, 0) == 0:
+                    self._drop_partial("its writer died or gave up part-way")
+                    self.in_msg = False
+                    return -3
+            step = monotonic() + 0.1
+            rev = self._wait(px.POLLIN, step if deadline < 0 or step < deadline else deadline)
+            if rev:
+                return rev
+            if deadline >= 0 and monotonic() >= deadline:
+                return 0
+
+    cdef int _fill(self, double deadline) except -2:
+        """Read more bytes: 1 when some arrived, 0 on timeout, -1 at end of stream."""
+        cdef Py_ssize_t r
+        cdef int err, rev
+        if self.shared:
+            return self._fill_shared(deadline)
+        self._make_room(max(self.need - (self.end - self.start), 65536))
         if self.drained:
             # The pipe was empty at the last read: a read now would most likely be
-            # EAGAIN, so poll first.  Two syscalls per wake-up instead of three is
-            # what lets one reader keep up with a writer making one write per message.
-            if self._wait(px.POLLIN, deadline) == 0:
+            # EAGAIN, so poll first (two syscalls per wake-up instead of three).
+            rev = self._wait_data(deadline)
+            if rev == 0:
                 return 0
+            if rev == -3:
+                return 1
         while True:
             with nogil:
                 r = read(self.fd, self.buf + self.end, self.cap - self.end)
@@ -639,26 +998,240 @@ cdef class ReaderCore(_Endpoint):
                     continue
                 if rev & px.POLLHUP:
                     return -1
-                if self._wait(px.POLLIN, deadline) == 0:
+                if self._wait_data(deadline) == 0:
                     return 0
             elif err == EAGAIN:
-                if self._wait(px.POLLIN, deadline) == 0:
+                rev = self._wait_data(deadline)
+                if rev == 0:
                     return 0
+                if rev == -3:
+                    return 1
             elif err == EINTR:
                 PyErr_CheckSignals()
             else:
                 raise OSError(err, os.strerror(err), self.path)
 
-    cdef int _grow(self, Py_ssize_t size) except -1:
-        cdef char *nb = <char *>realloc(self.buf, size)
-        if nb == NULL:
-            raise MemoryError()
-        self.buf, self.cap = nb, size
-        return 0
+    cdef int _fill_shared(self, double deadline) except -2:
+        """Claim whole messages from a FIFO that other readers share; as _fill."""
+        cdef int r, rev
+        while True:
+            if not self.locked:
+                rev = self._wait(px.POLLIN, deadline)
+                if rev == 0:
+                    return 0
+                if not self._lock_wait(self.rlock_fd, False, deadline):
+                    return 0
+                self.locked = True
+            try:
+                r = self._claim_tee() if self.use_tee else self._claim_exact()
+            except BaseException:
+                if not self.in_msg:
+                    self._release()
+                raise
+            if r == 1:
+                if not self.in_msg:
+                    self._release()
+                return 1
+            if r == -1 and not self.in_msg:
+                self._release()
+                return -1
+            if self.in_msg:
+                # Mid-way through a large message: keep the lock (the next fragments
+                # are ours), wait for them, and notice if their writer died.
+                rev = self._wait_data(deadline)
+                if rev == -3:
+                    self._release()
+                    return 1
+                if rev == 0:
+                    return 0
+                continue
+            self._release()
+            if r == -2:
+                # The head of the pipe is not a whole message yet (a shell writer's
+                # line without its newline): back off instead of spinning on POLLIN.
+                if self._wait_wake(0.002, deadline) == 0:
+                    return 0
+            elif deadline >= 0 and monotonic() >= deadline:
+                return 0
+
+    cdef void _release(self) noexcept:
+        if self.locked:
+            self._unlock(self.rlock_fd, False)
+            self.locked = False
+
+    cdef int _wait_wake(self, double seconds, double deadline) except -1:
+        """Sleep ``seconds`` (bounded by the deadline) unless close() wakes us; 0 at deadline."""
+        cdef px.pollfd pfd
+        cdef double until = monotonic() + seconds
+        if deadline >= 0 and deadline < until:
+            until = deadline
+        pfd.fd = self.wake_r
+        pfd.events = px.POLLIN
+        pfd.revents = 0
+        cdef int ms = <int>ceil(max(until - monotonic(), 0.0) * 1000.0)
+        with nogil:
+            ms = px.poll(&pfd, 1, ms)
+        if ms > 0:
+            self._raise_closed()
+        return 0 if deadline >= 0 and monotonic() >= deadline else 1
+
+    cdef int _claim_tee(self) except -2:
+        """Under the lock: 1 claimed, 0 pipe empty, -1 end of stream, -2 head incomplete."""
+        cdef Py_ssize_t n, got, k, r
+        cdef int err
+        cdef bint in_msg = self.in_msg
+        self._make_room(self.window)
+        with nogil:
+            n = px.fastfifo_tee(self.fd, self.peek_w, self.window)
+            err = errno
+        if n < 0:
+            if err == EAGAIN:
+                return 0
+            if err == EINTR:
+                PyErr_CheckSignals()
+                return 0
+            raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
+        if n == 0:
+            return -1
+        got = 0
+        while got < n:  # drain the private pipe: it holds exactly the n bytes tee made
+            with nogil:
+                r = read(self.peek_r, self.buf + self.end + got, n - got)
+                err = errno
+            if r <= 0:
+                if r < 0 and err == EINTR:
+                    continue
+                raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)", self.path)
+            got += r
+        k = self._claim_size(<const uint8_t *>self.buf + self.end, n, &in_msg)
+        if k == 0:
+            return -2
+        got = 0
+        while got < k:  # consume exactly what we claimed, without copying it again
+            with nogil:
+                r = px.fastfifo_splice(self.fd, self.null_fd, k - got)
+                err = errno
+            if r <= 0:
+                if r < 0 and (err == EINTR or err == EAGAIN):
+                    continue
+                raise OSError(err, f"{os.strerror(err)} (consuming a claim)", self.path)
+            got += r
+        self.end += k
+        self.in_msg = in_msg
+        return 1
+
+    cdef Py_ssize_t _claim_size(self, const uint8_t *p, Py_ssize_t n, bint *in_msg) noexcept:
+        """How many leading bytes of the peeked ``p[:n]`` are whole messages to take."""
+        cdef Py_ssize_t i = 0, count = 0, j
+        cdef uint32_t length
+        cdef int kind
+        cdef const char *nl
+        if self.framing == LINES:
+            while i < n and (count < self.claim_max or in_msg[0]):
+                nl = <const char *>memchr(p + i, NEWLINE, n - i)
+                if nl == NULL:
+                    if i == 0 and (in_msg[0] or n > self.maxmsg):
+                        in_msg[0] = True  # an overlong line: all of it goes to us
+                        return n
+                    break
+                i = <const uint8_t *>nl - p + 1
+                count += 1
+                in_msg[0] = False
+            return i
+        while n - i >= HEADER:
+            if not header_valid(p + i):
+                if i:
+                    break
+                j = 1  # garbage at the head: take it up to the next possible header
+                while j < n and not (p[j] == MAGIC and (n - j < HEADER or header_valid(p + j))):
+                    j += 1
+                return j
+            length = header_length(p + i)
+            kind = p[i + 1] & KIND_MASK
+            if kind == KIND_WHOLE and length > <size_t>self.maxmsg:
+                if i:
+                    break
+                return min(n, HEADER + <Py_ssize_t>length)  # the rest arrives as garbage
+            if i + HEADER + <Py_ssize_t>length > n:
+                break
+            i += HEADER + length
+            if kind == KIND_FIRST:
+                in_msg[0] = True
+            elif kind == KIND_LAST:
+                in_msg[0] = False
+            if kind == KIND_WHOLE or kind == KIND_LAST:
+                count += 1
+            if count >= self.claim_max and not in_msg[0]:
+                break
+        return i
+
+    cdef int _claim_exact(self) except -2:
+        """No tee(): take one message by exact reads (frames: header, then payload)."""
+        cdef Py_ssize_t want, r
+        cdef const uint8_t *h
+        cdef bint in_msg = self.in_msg
+        self._make_room(max(self.window, HEADER + 65536))
+        if self.framing == LINES:
+            r = self._read_exact(1, True)
+            if r <= 0:
+                return r
+            while self.buf[self.end - 1] != NEWLINE and self.end - self.start <= self.maxmsg:
+                if self.cap - self.end < 1:
+                    self._make_room(65536)
+                r = self._read_exact(1, False)
+                if r <= 0:
+                    return r if r < 0 else 1
+            return 1
+        r = self._read_exact(HEADER, True)
+        if r <= 0:
+            return r
+        h = <const uint8_t *>self.buf + self.end - HEADER
+        if not header_valid(h):
+            return 1  # the parser reports it; the next claims take the rest of the garbage
+        want = header_length(h)
+        if (h[1] & KIND_MASK) == KIND_WHOLE and want > self.maxmsg:
+            want = 0  # the parser discards the payload as it arrives, claim by claim
+        if (h[1] & KIND_MASK) == KIND_FIRST:
+            in_msg = True
+        elif (h[1] & KIND_MASK) == KIND_LAST:
+            in_msg = False
+        self._make_room(want)
+        if want:
+            r = self._read_exact(want, False)
+            if r < 0:
+                return r
+        self.in_msg = in_msg
+        return 1
+
+    cdef Py_ssize_t _read_exact(self, Py_ssize_t n, bint first) except -2:
+        """Read exactly n bytes to buf[end:]; 0 if the pipe is empty before the first byte."""
+        cdef Py_ssize_t got = 0, r
+        cdef int err
+        while got < n:
+            with nogil:
+                r = read(self.fd, self.buf + self.end, n - got)
+                err = errno
+            if r > 0:
+                got += r
+                self.end += r
+                continue
+            if r == 0:
+                return -1 if got == 0 else 1
+            if err == EINTR:
+                PyErr_CheckSignals()
+            elif err == EAGAIN:
+                if first and got == 0:
+                    return 0
+                self._wait(px.POLLIN, -1.0)  # the rest of an atomic write is in flight
+            else:
+                raise OSError(err, os.strerror(err), self.path)
+        return 1
 
     cdef object _end_of_stream(self):
         """Every writer left: hand out a last unterminated line, or report a cut frame."""
         cdef Py_ssize_t n = self.end - self.start
+        if self.asm is not None or self.asm_skip:
+            self._drop_partial("every writer left before it ended")
         if n and not self.discard and not self.skip_line:
             self.start = self.end
             if self.framing == LINES:
@@ -670,7 +1243,10 @@ cdef class ReaderCore(_Endpoint):
         self.start = self.end
         self.discard = 0
         self.skip_line = False
+        self._report_drops()
         raise EOFError(f"{self.path!r}: every writer has closed the FIFO (end of stream)")
+
+    # ------------------------------------------------------------ public calls
 
     def get(self, timeout=None):
         """Return the next message as bytes.
@@ -690,18 +1266,25 @@ cdef class ReaderCore(_Endpoint):
             Bad bytes or an oversized message were skipped; the next call goes on.
         ClosedError
             The Reader is closed (or was closed by another thread meanwhile).
+
+        Warns
+        -----
+        IncompleteMessageWarning
+            A large message was cut short by its writer and dropped.
         """
         cdef double deadline = to_deadline(timeout)
         cdef int status, r
         if not self._enter(deadline):
             raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
         try:
+            self.claim_max = 1
             while True:
                 msg = self._take(&status)
                 if status == GOT:
                     return msg
                 if status < 0:
                     self._raise_bad(status)
+                self._report_drops()
                 r = self._fill(deadline)
                 if r == 0:
                     raise Empty(f"{self.path!r}: no message within {timeout} s")
@@ -714,7 +1297,9 @@ cdef class ReaderCore(_Endpoint):
         """Return a list of 1 to ``max_messages`` messages.
 
         Waits (up to ``timeout``) only while no message is available; then takes
-        every whole message already read plus at most one more read's worth.
+        every whole message already read plus at most one more read's worth.  A
+        shared reader claims at most ``max_messages`` per call, so slow workers
+        take less and the load balances.
 
         Raises
         ------
@@ -731,6 +1316,7 @@ cdef class ReaderCore(_Endpoint):
         if not self._enter(deadline):
             raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
         try:
+            self.claim_max = max_messages
             while True:
                 while len(out) < max_messages:
                     msg = self._take(&status)
@@ -740,7 +1326,7 @@ cdef class ReaderCore(_Endpoint):
                 if len(out) >= max_messages:
                     return out
                 if out:
-                    if status < 0 or not read_more:
+                    if status < 0 or not read_more or self.shared:
                         return out
                     read_more = False
                     # One more read without waiting, unless the last read found the
@@ -750,6 +1336,7 @@ cdef class ReaderCore(_Endpoint):
                     continue
                 if status < 0:
                     self._raise_bad(status)
+                self._report_drops()
                 r = self._fill(deadline)
                 if r == 0:
                     raise Empty(f"{self.path!r}: no message within {timeout} s")
@@ -766,3 +1353,4 @@ cdef class ReaderCore(_Endpoint):
             return self.get()
         except (EOFError, ClosedError):
             raise StopIteration
+

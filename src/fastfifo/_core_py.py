@@ -8,22 +8,34 @@ the wire (docs/PROTOCOL.md).
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import fcntl
 import os
 import select
 import signal
+import struct
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from ._errors import ClosedError, CorruptStreamError, Empty, Full, MessageTooLargeError
+from ._errors import (
+    ClosedError,
+    CorruptStreamError,
+    Empty,
+    Full,
+    IncompleteMessageWarning,
+    MessageTooLargeError,
+)
 
 BACKEND = "python"
 
 HEADER = 8
 MAGIC = 0xFA
-KIND_WHOLE = 0
+KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST = 0, 1, 2, 3
 FRAMES = 0
 LINES = 1
 GOT, NEED, BAD_HEADER, TOO_LARGE = 1, 0, -1, -2
@@ -41,10 +53,37 @@ def encode_header(flags: int, length: int) -> bytes:
 
 
 def _header_valid(buf: bytes | bytearray, i: int) -> bool:
-    if buf[i] != MAGIC or buf[i + 1] != KIND_WHOLE:
+    if buf[i] != MAGIC or buf[i + 1] & ~3:
         return False
     c = _check(buf[i + 1], int.from_bytes(buf[i + 4 : i + 8], "little"))
     return buf[i + 2] == (c & 0xFF) and buf[i + 3] == (c >> 8)
+
+
+# tee() has no os.* wrapper; on Linux take it from libc (ctypes is part of CPython).
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+HAVE_TEE = _libc is not None and hasattr(_libc, "tee")
+_SPLICE_F_NONBLOCK = 2
+# Open-file-description locks (Linux fcntl.h): released when the holder dies, and
+# independent of flock(), so readers' and writers' locks never interact.
+_F_OFD_GETLK, _F_OFD_SETLK = 36, 37
+_FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux x86_64/aarch64
+
+
+def _tee(fd_in: int, fd_out: int, n: int) -> int:
+    r: int = _libc.tee(fd_in, fd_out, ctypes.c_size_t(n), _SPLICE_F_NONBLOCK)  # type: ignore[union-attr]
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+
+
+def _ofd_lock(fd: int, kind: int) -> None:
+    fcntl.fcntl(fd, _F_OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, 0, 1, 0))
+
+
+def _ofd_held(fd: int) -> bool:
+    res = fcntl.fcntl(fd, _F_OFD_GETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
+    return bool(_FLOCK.unpack(res)[0] != fcntl.F_UNLCK)
 
 
 def _to_deadline(timeout: float | None) -> float | None:
@@ -126,7 +165,9 @@ class _Endpoint:
             self._lock.release()
 
     def _raise_closed(self) -> None:
-        raise ClosedError(f"{type(self).__name__} for {self.path!r} is closed")
+        reason = getattr(self, "_closed_reason", None)
+        why = f" ({reason})" if reason else ""
+        raise ClosedError(f"{type(self).__name__} for {self.path!r} is closed{why}")
 
     def close(self) -> None:
         """Close the endpoint (idempotent); a call blocked in another thread raises ClosedError."""
@@ -172,6 +213,41 @@ class _Endpoint:
             if ms == 0 or (deadline is not None and time.monotonic() >= deadline):
                 return 0
 
+    def _lock_wait(self, fd: int, ofd: bool, deadline: float | None) -> bool:
+        """Take flock (ofd false) or the OFD write lock; False when the deadline passed.
+
+        As in the Cython core: never a blocking lock call, a few yields, then
+        1-10 ms sleeps in poll() on the wake-up pipe.
+        """
+        spins, ms = 0, 0
+        while True:
+            try:
+                if ofd:
+                    _ofd_lock(fd, fcntl.F_WRLCK)
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except (BlockingIOError, PermissionError):
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if spins < 20:
+                spins += 1
+                os.sched_yield()
+                continue
+            ms = 1 if ms == 0 else min(ms * 2, 10)
+            if deadline is not None:
+                ms = max(1, min(ms, int(-(-(deadline - time.monotonic()) * 1000 // 1))))
+            if select.select([self._wake_r], [], [], ms / 1000)[0]:
+                self._raise_closed()
+
+    @staticmethod
+    def _unlock(fd: int, ofd: bool) -> None:
+        if ofd:
+            _ofd_lock(fd, fcntl.F_UNLCK)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
     def __enter__(self) -> Any:
         return self
 
@@ -180,14 +256,31 @@ class _Endpoint:
 
 
 class WriterCore(_Endpoint):
-    """Frames messages and writes them in atomic (<= PIPE_BUF) writes."""
+    """Frames messages and writes them in atomic (<= PIPE_BUF) writes; see the Cython core."""
+
+    _lock_fd = -1
 
     def _configure(
-        self, fd: int, path: Any, framing: int, atomic: int, guard_sigpipe: bool
+        self,
+        fd: int,
+        path: Any,
+        framing: int,
+        atomic: int,
+        guard_sigpipe: bool,
+        max_message_size: int,
+        lock_fd: int,
+        lock_ofd: bool,
     ) -> None:
         self._framing, self._atomic, self._guard = framing, atomic, guard_sigpipe
+        self._maxmsg, self._lock_fd, self._lock_ofd = max_message_size, lock_fd, lock_ofd
         self._overhead = HEADER if framing == FRAMES else 1
         self._attach(fd, path)
+
+    def _close_fds(self) -> None:
+        if self._lock_fd >= 0 and self._lock_fd != self._fd:
+            os.close(self._lock_fd)
+        self._lock_fd = -1
+        super()._close_fds()
 
     @property
     def max_atomic_message(self) -> int:
@@ -195,14 +288,22 @@ class WriterCore(_Endpoint):
         return self._atomic - self._overhead
 
     def _frame_size(self, data: memoryview, index: int) -> int:
+        """Bytes of the encoded message when it fits one atomic write, else 0 (fragments)."""
         n = data.nbytes
         total = n + self._overhead
         where = "" if index < 0 else f" (message {index} of the batch)"
-        if total > self._atomic:
+        if total > self._atomic and (self._framing == LINES or n > self._maxmsg):
+            if self._framing == LINES:
+                limit = (
+                    f"lines framing sends each line in one atomic write, so the limit is "
+                    f"{self._atomic - 1} bytes (PIPE_BUF={self._atomic}); use "
+                    f"framing='frames' for larger messages"
+                )
+            else:
+                limit = f"the limit is max_message_size={self._maxmsg}"
             raise MessageTooLargeError(
-                f"{self.path!r}: a message of {n} bytes{where} does not fit one atomic write: "
-                f"the limit is {self._atomic - self._overhead} bytes (PIPE_BUF={self._atomic} "
-                f"minus framing); nothing was written. Split the message"
+                f"{self.path!r}: a message of {n} bytes{where} is too large: {limit}; "
+                f"nothing was written"
             )
         if self._framing == LINES and bytes(data).find(b"\n") >= 0:
             raise ValueError(
@@ -210,7 +311,7 @@ class WriterCore(_Endpoint):
                 f"uses as the separator; nothing was written. Use framing='frames' for "
                 f"binary data"
             )
-        return total
+        return total if total <= self._atomic else 0
 
     def _encode(self, data: memoryview) -> bytes:
         if self._framing == FRAMES:
@@ -232,40 +333,70 @@ class WriterCore(_Endpoint):
                     "message was not written. Start a reader and reopen the Writer",
                     self.path,
                 ) from None
-            except InterruptedError:  # pragma: no cover - os.write retries EINTR itself
-                continue
             if n != len(chunk):
                 raise OSError(0, f"short write of {n} of {len(chunk)} bytes", self.path)
             return True
 
-    def put(self, data: Any, timeout: float | None = None) -> None:
-        """Write one message (bytes-like) in one atomic write.  See the Cython core."""
-        deadline = _to_deadline(timeout)
-        with memoryview(data) as view:
-            view = view.cast("B") if view.ndim != 1 or view.format != "B" else view
-            self._frame_size(view, -1)
-            if not self._enter(deadline):
-                raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
-            try:
-                if not self._write(self._encode(view), deadline):
+    def _write_large(self, data: memoryview, deadline: float | None, timeout: Any) -> None:
+        """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock."""
+        n = data.nbytes
+        if not self._lock_wait(self._lock_fd, self._lock_ofd, deadline):
+            raise Full(
+                f"{self.path!r}: another writer held the large-message lock for {timeout} s; "
+                "nothing was written",
+                0,
+            )
+        try:
+            chunk = min(n, self._atomic - 2 * HEADER)
+            frame = encode_header(KIND_FIRST, chunk + 8) + n.to_bytes(8, "little") + data[:chunk]
+            off = 0
+            while True:
+                if not self._write(frame, deadline):
                     raise Full(
-                        f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
-                        "keeping up); nothing was written",
+                        f"{self.path!r}: the pipe stayed full for {timeout} s after {off} of "
+                        f"{n} bytes of a large message; the message was not delivered "
+                        "(readers drop the part they got, with an IncompleteMessageWarning)",
                         0,
                     )
-            finally:
-                self._leave()
+                off += chunk
+                if off == n:
+                    return
+                chunk = min(n - off, self._atomic - HEADER)
+                kind = KIND_LAST if off + chunk == n else KIND_MIDDLE
+                frame = encode_header(kind, chunk) + data[off : off + chunk]
+        finally:
+            self._unlock(self._lock_fd, self._lock_ofd)
+
+    @staticmethod
+    def _view(data: Any) -> memoryview:
+        v = memoryview(data)
+        return v.cast("B") if v.ndim != 1 or v.format != "B" else v
+
+    def put(self, data: Any, timeout: float | None = None) -> None:
+        """Write one message (bytes-like).  See the Cython core."""
+        deadline = _to_deadline(timeout)
+        view = self._view(data)
+        total = self._frame_size(view, -1)
+        if not self._enter(deadline):
+            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+        try:
+            if total == 0:
+                self._write_large(view, deadline, timeout)
+            elif not self._write(self._encode(view), deadline):
+                raise Full(
+                    f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
+                    "keeping up); nothing was written",
+                    0,
+                )
+        finally:
+            self._leave()
 
     def put_many(self, messages: Iterable[Any], timeout: float | None = None) -> None:
         """Write many messages, packed into as few atomic writes as possible."""
         deadline = _to_deadline(timeout)
         seq = messages if type(messages) is list else list(messages)
-        views = []
-        for i, item in enumerate(seq):
-            v = memoryview(item)
-            v = v.cast("B") if v.ndim != 1 or v.format != "B" else v
-            self._frame_size(v, i)
-            views.append(v)
+        views = [self._view(item) for item in seq]
+        sizes = [self._frame_size(v, i) for i, v in enumerate(views)]
         if not views:
             return
         if not self._enter(deadline):
@@ -273,17 +404,23 @@ class WriterCore(_Endpoint):
         try:
             chunk: list[bytes] = []
             used = pending = sent = 0
-            for v in views:
-                size = v.nbytes + self._overhead
-                if used + size > self._atomic:
-                    if not self._write(b"".join(chunk), deadline):
+            for v, size in zip(views, sizes):
+                if size == 0 or used + size > self._atomic:
+                    if chunk and not self._write(b"".join(chunk), deadline):
                         raise Full(self._full_message(timeout, sent), sent)
                     sent += pending
                     chunk, used, pending = [], 0, 0
+                if size == 0:
+                    try:
+                        self._write_large(v, deadline, timeout)
+                    except Full as e:
+                        raise Full(f"{e} ({self._full_message(timeout, sent)})", sent) from None
+                    sent += 1
+                    continue
                 chunk.append(self._encode(v))
                 used += size
                 pending += 1
-            if not self._write(b"".join(chunk), deadline):
+            if chunk and not self._write(b"".join(chunk), deadline):
                 raise Full(self._full_message(timeout, sent), sent)
         finally:
             self._leave()
@@ -296,7 +433,7 @@ class WriterCore(_Endpoint):
 
 
 class ReaderCore(_Endpoint):
-    """Reads into one buffer and parses whole messages out of it."""
+    """Reads into one buffer and cuts whole messages out of it; see the Cython core."""
 
     skipped_bytes: int
     dropped_messages: int
@@ -309,6 +446,8 @@ class ReaderCore(_Endpoint):
         max_message_size: int,
         buffer_size: int,
         stop_at_eof: bool,
+        wlock_fd: int = -1,
+        wlock_ofd: bool = True,
     ) -> None:
         self._framing, self._maxmsg, self._stop_at_eof = framing, max_message_size, stop_at_eof
         self._bufsize = max(buffer_size, 4096)
@@ -318,9 +457,49 @@ class ReaderCore(_Endpoint):
         self._discard = 0
         self._skip_line = False
         self._resync = False
+        self._drained = False
+        self._asm: bytearray | None = None
+        self._asm_total = 0
+        self._asm_skip = False
+        self._orphan = False
+        self._late_warnings: list[str] = []
+        self._shared = self._locked = self._in_msg = False
+        self._use_tee = False
+        self._rlock_fd = self._peek_r = self._peek_w = self._null_fd = -1
+        self._wlock_fd = fd if wlock_fd < 0 else wlock_fd
+        self._wlock_ofd = wlock_ofd
+        self._window = 0
+        self._claim_max = 1
         self.skipped_bytes = 0
         self.dropped_messages = 0
         self._attach(fd, path)
+
+    def _share(
+        self, rlock_fd: int, peek_r: int, peek_w: int, null_fd: int, window: int, use_tee: bool
+    ) -> None:
+        """Switch to shared mode; the fds are closed by close() from here on."""
+        self._shared, self._rlock_fd, self._use_tee = True, rlock_fd, use_tee
+        self._peek_r, self._peek_w, self._null_fd, self._window = peek_r, peek_w, null_fd, window
+
+    def _after_fork_in_child(self) -> None:
+        """After fork(): the open file descriptions (and any lock) are the parent's."""
+        self._locked = False
+        self._closing = True
+        self._closed_reason = "it was opened before fork(); open a new Reader in this process"
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        for name in ("_peek_r", "_peek_w", "_null_fd"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                setattr(self, name, -1)
+                os.close(fd)
+        for name in ("_rlock_fd", "_wlock_fd"):
+            fd = getattr(self, name, -1)
+            setattr(self, name, -1)
+            if fd >= 0 and fd != self._fd:
+                os.close(fd)
+        super()._close_fds()
 
     @property
     def buffered(self) -> int:
@@ -330,7 +509,9 @@ class ReaderCore(_Endpoint):
     @property
     def buffer_capacity(self) -> int:
         """Bytes the receive buffers hold now (bounded by max_message_size plus one read)."""
-        return len(self._buf) + len(self._rbuf)
+        return len(self._buf) + len(self._rbuf) + (len(self._asm) if self._asm else 0)
+
+    # ------------------------------------------------------------ parsing
 
     def _take(self) -> tuple[int, bytes | None]:
         buf = self._buf
@@ -356,12 +537,26 @@ class ReaderCore(_Endpoint):
                     continue
                 self._resync = False
                 length = int.from_bytes(buf[s + 4 : s + 8], "little")
-                if length > self._maxmsg:
-                    return TOO_LARGE, None
+                kind = buf[s + 1] & 3
+                if kind == KIND_WHOLE:
+                    if length > self._maxmsg:
+                        return TOO_LARGE, None
+                    if avail < HEADER + length:
+                        return NEED, None
+                    self._start = s + HEADER + length
+                    return GOT, bytes(buf[s + HEADER : self._start])
+                if length > 65536 or (kind == KIND_FIRST and length < 8):
+                    return BAD_HEADER, None
                 if avail < HEADER + length:
                     return NEED, None
+                data = buf[s + HEADER : s + HEADER + length]
+                if kind == KIND_FIRST and int.from_bytes(data[:8], "little") > self._maxmsg:
+                    return TOO_LARGE, None
+                msg = self._fragment(kind, data)
                 self._start = s + HEADER + length
-                return GOT, bytes(buf[s + HEADER : self._start])
+                if msg is not None:
+                    return GOT, msg
+                continue
             nl = buf.find(b"\n", s)
             if self._skip_line:
                 if nl < 0:
@@ -376,6 +571,60 @@ class ReaderCore(_Endpoint):
                 return TOO_LARGE, None
             self._start = nl + 1
             return GOT, bytes(buf[s:nl])
+
+    def _fragment(self, kind: int, data: bytearray) -> bytes | None:
+        if kind == KIND_FIRST:
+            if self._asm is not None or self._asm_skip:
+                self._drop_partial(
+                    "a new large message began before it ended (its writer died or gave up "
+                    "part-way)"
+                )
+            self._orphan = False
+            total = int.from_bytes(data[:8], "little")
+            if len(data) - 8 > total:
+                self._drop_partial("its first fragment is longer than the whole it announces")
+                self._asm_skip = True
+                return None
+            self._asm = bytearray(data[8:])
+            self._asm_total = total
+            return None
+        if self._asm is None:
+            if not self._asm_skip and not self._orphan:
+                self._orphan = True
+                self._drop_partial(
+                    "this reader got fragments of a large message whose beginning went to "
+                    "another reader that then died, or was sent before this reader opened"
+                )
+            if kind == KIND_LAST:
+                self._asm_skip = self._orphan = False
+            return None
+        if len(self._asm) + len(data) > self._asm_total:
+            self._drop_partial("its fragments add up to more than it announced")
+            self._asm_skip = kind != KIND_LAST
+            return None
+        self._asm += data
+        if kind == KIND_MIDDLE:
+            return None
+        if len(self._asm) != self._asm_total:
+            self._drop_partial("its fragments add up to less than it announced")
+            return None
+        msg, self._asm = bytes(self._asm), None
+        return msg
+
+    def _drop_partial(self, reason: str) -> None:
+        self.dropped_messages += 1
+        if self._asm is not None:
+            what = f"a large message ({len(self._asm)} of {self._asm_total} bytes received)"
+        else:
+            what = "an incomplete large message"
+        self._asm = None
+        self._asm_skip = False
+        self._late_warnings.append(f"{self.path!r}: dropped {what}: {reason}")
+
+    def _report_drops(self) -> None:
+        pending, self._late_warnings = self._late_warnings, []
+        for text in pending:
+            warnings.warn(text, IncompleteMessageWarning, stacklevel=3)
 
     def _scan(self, i: int) -> int:
         buf, end = self._buf, len(self._buf)
@@ -405,9 +654,17 @@ class ReaderCore(_Endpoint):
             )
         self.dropped_messages += 1
         if self._framing == FRAMES:
-            n = int.from_bytes(self._buf[s + 4 : s + 8], "little")
-            self._start = s + HEADER
-            self._discard = n
+            length = int.from_bytes(self._buf[s + 4 : s + 8], "little")
+            if self._buf[s + 1] & 3 == KIND_FIRST:
+                if self._asm is not None or self._asm_skip:
+                    self._drop_partial("a new large message began before it ended")
+                n = int.from_bytes(self._buf[s + 8 : s + 16], "little")
+                self._start = s + HEADER + length
+                self._asm_skip = True
+            else:
+                n = length
+                self._start = s + HEADER
+                self._discard = n
         else:
             nl = self._buf.find(b"\n", s)
             if nl < 0:
@@ -424,19 +681,67 @@ class ReaderCore(_Endpoint):
             f"(raise max_message_size to receive it)"
         )
 
-    def _fill(self, deadline: float | None) -> int:
-        """Read more bytes: 1 when some arrived, 0 on timeout, -1 at end of stream."""
+    # ------------------------------------------------------------ reading
+
+    def _writer_gone(self) -> bool:
+        if self._wlock_ofd:
+            return not _ofd_held(self._wlock_fd)
+        try:  # sidecar lock file (macOS)
+            fcntl.flock(self._wlock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(self._wlock_fd, fcntl.LOCK_UN)
+        return True
+
+    def _pipe_empty(self) -> bool:
+        return not select.select([self._fd], [], [], 0)[0]
+
+    def _wait_data(self, deadline: float | None) -> int:
+        """As in the Cython core: revents, 0 on timeout, -3 when a partial was abandoned."""
+        if self._asm is None and not self._asm_skip and not self._in_msg:
+            return self._wait(select.POLLIN, deadline)
+        while True:
+            if self._writer_gone() and self._pipe_empty():
+                self._drop_partial("its writer died or gave up part-way")
+                self._in_msg = False
+                return -3
+            step = time.monotonic() + 0.1
+            rev = self._wait(
+                select.POLLIN, step if deadline is None or step < deadline else deadline
+            )
+            if rev:
+                return rev
+            if deadline is not None and time.monotonic() >= deadline:
+                return 0
+
+    def _compact(self) -> None:
         if self._start:
             del self._buf[: self._start]
             self._start = 0
+
+    def _fill(self, deadline: float | None) -> int:
+        """Read more bytes: 1 when some arrived, 0 on timeout, -1 at end of stream."""
+        if self._shared:
+            return self._fill_shared(deadline)
+        self._compact()
+        if self._drained:
+            rev = self._wait_data(deadline)
+            if rev == 0:
+                return 0
+            if rev == -3:
+                return 1
         while True:
             try:
                 n = os.readv(self._fd, [self._rbuf])
             except BlockingIOError:
-                if self._wait(select.POLLIN, deadline) == 0:
+                rev = self._wait_data(deadline)
+                if rev == 0:
                     return 0
+                if rev == -3:
+                    return 1
                 continue
             if n:
+                self._drained = n < len(self._rbuf)
                 self._buf += memoryview(self._rbuf)[:n]
                 return 1
             # See _core.pyx: 0 before the first writer has no POLLHUP, after the last has.
@@ -445,11 +750,171 @@ class ReaderCore(_Endpoint):
                 continue
             if rev & select.POLLHUP:
                 return -1
-            if self._wait(select.POLLIN, deadline) == 0:
+            if self._wait_data(deadline) == 0:
                 return 0
+
+    def _fill_shared(self, deadline: float | None) -> int:
+        while True:
+            if not self._locked:
+                if self._wait(select.POLLIN, deadline) == 0:
+                    return 0
+                if not self._lock_wait(self._rlock_fd, False, deadline):
+                    return 0
+                self._locked = True
+            try:
+                r = self._claim_tee() if self._use_tee else self._claim_exact()
+            except BaseException:
+                if not self._in_msg:
+                    self._release()
+                raise
+            if r == 1:
+                if not self._in_msg:
+                    self._release()
+                return 1
+            if r == -1 and not self._in_msg:
+                self._release()
+                return -1
+            if self._in_msg:
+                rev = self._wait_data(deadline)
+                if rev == -3:
+                    self._release()
+                    return 1
+                if rev == 0:
+                    return 0
+                continue
+            self._release()
+            if r == -2:
+                if self._wait_wake(0.002, deadline) == 0:
+                    return 0
+            elif deadline is not None and time.monotonic() >= deadline:
+                return 0
+
+    def _release(self) -> None:
+        if self._locked:
+            self._unlock(self._rlock_fd, False)
+            self._locked = False
+
+    def _wait_wake(self, seconds: float, deadline: float | None) -> int:
+        until = time.monotonic() + seconds
+        if deadline is not None and deadline < until:
+            until = deadline
+        if select.select([self._wake_r], [], [], max(until - time.monotonic(), 0.0))[0]:
+            self._raise_closed()
+        return 0 if deadline is not None and time.monotonic() >= deadline else 1
+
+    def _claim_tee(self) -> int:
+        """Under the lock: 1 claimed, 0 pipe empty, -1 end of stream, -2 head incomplete."""
+        try:
+            n = _tee(self._fd, self._peek_w, self._window)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EINTR):
+                return 0
+            raise OSError(e.errno, f"{e.strerror} (peeking with tee)", self.path) from None
+        if n == 0:
+            return -1
+        peeked = bytearray()
+        while len(peeked) < n:
+            peeked += os.read(self._peek_r, n - len(peeked))
+        k, in_msg = self._claim_size(peeked)
+        if k == 0:
+            return -2
+        got = 0
+        while got < k:
+            got += os.splice(self._fd, self._null_fd, k - got)
+        self._compact()
+        self._buf += peeked[:k]
+        self._in_msg = in_msg
+        return 1
+
+    def _claim_size(self, p: bytearray) -> tuple[int, bool]:
+        """How many leading bytes of the peeked ``p`` are whole messages to take."""
+        n, i, count, in_msg = len(p), 0, 0, self._in_msg
+        if self._framing == LINES:
+            while i < n and (count < self._claim_max or in_msg):
+                nl = p.find(b"\n", i)
+                if nl < 0:
+                    if i == 0 and (in_msg or n > self._maxmsg):
+                        return n, True
+                    break
+                i = nl + 1
+                count += 1
+                in_msg = False
+            return i, in_msg
+        while n - i >= HEADER:
+            if not _header_valid(p, i):
+                if i:
+                    break
+                j = 1
+                while j < n and not (p[j] == MAGIC and (n - j < HEADER or _header_valid(p, j))):
+                    j += 1
+                return j, in_msg
+            length = int.from_bytes(p[i + 4 : i + 8], "little")
+            kind = p[i + 1] & 3
+            if kind == KIND_WHOLE and length > self._maxmsg:
+                if i:
+                    break
+                return min(n, HEADER + length), in_msg
+            if i + HEADER + length > n:
+                break
+            i += HEADER + length
+            if kind == KIND_FIRST:
+                in_msg = True
+            elif kind == KIND_LAST:
+                in_msg = False
+            if kind in (KIND_WHOLE, KIND_LAST):
+                count += 1
+            if count >= self._claim_max and not in_msg:
+                break
+        return i, in_msg
+
+    def _claim_exact(self) -> int:
+        """No tee(): take one message by exact reads (frames: header, then payload)."""
+        self._compact()
+        if self._framing == LINES:
+            r = self._read_exact(1, True)
+            if r <= 0:
+                return r
+            while self._buf[-1:] != b"\n" and len(self._buf) - self._start <= self._maxmsg:
+                r = self._read_exact(1, False)
+                if r <= 0:
+                    return r if r < 0 else 1
+            return 1
+        r = self._read_exact(HEADER, True)
+        if r <= 0:
+            return r
+        h = len(self._buf) - HEADER
+        if not _header_valid(self._buf, h):
+            return 1
+        want = int.from_bytes(self._buf[h + 4 : h + 8], "little")
+        kind = self._buf[h + 1] & 3
+        if kind == KIND_WHOLE and want > self._maxmsg:
+            want = 0
+        in_msg = True if kind == KIND_FIRST else False if kind == KIND_LAST else self._in_msg
+        if want and self._read_exact(want, False) < 0:
+            return -1
+        self._in_msg = in_msg
+        return 1
+
+    def _read_exact(self, n: int, first: bool) -> int:
+        got = 0
+        while got < n:
+            try:
+                data = os.read(self._fd, n - got)
+            except BlockingIOError:
+                if first and got == 0:
+                    return 0
+                self._wait(select.POLLIN, None)  # the rest of an atomic write is in flight
+                continue
+            if not data:
+                return -1 if got == 0 else 1
+            self._buf += data
+            got += len(data)
+        return 1
 
     def _end_of_stream(self) -> bytes:
         n = len(self._buf) - self._start
+        if self._asm is not None or self._asm_skip:
+            self._drop_partial("every writer left before it ended")
         if n and not self._discard and not self._skip_line:
             rest = bytes(self._buf[self._start :])
             self._start = len(self._buf)
@@ -464,7 +929,10 @@ class ReaderCore(_Endpoint):
         self._start = len(self._buf)
         self._discard = 0
         self._skip_line = False
+        self._report_drops()
         raise EOFError(f"{self.path!r}: every writer has closed the FIFO (end of stream)")
+
+    # ------------------------------------------------------------ public calls
 
     def get(self, timeout: float | None = None) -> bytes:
         """Return the next message as bytes.  See the Cython core."""
@@ -472,12 +940,14 @@ class ReaderCore(_Endpoint):
         if not self._enter(deadline):
             raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
         try:
+            self._claim_max = 1
             while True:
                 status, msg = self._take()
                 if status == GOT:
                     return msg  # type: ignore[return-value]
                 if status < 0:
                     self._raise_bad(status)
+                self._report_drops()
                 r = self._fill(deadline)
                 if r == 0:
                     raise Empty(f"{self.path!r}: no message within {timeout} s")
@@ -496,6 +966,7 @@ class ReaderCore(_Endpoint):
         out: list[bytes] = []
         read_more = True
         try:
+            self._claim_max = max_messages
             while True:
                 status = NEED
                 while len(out) < max_messages:
@@ -506,14 +977,15 @@ class ReaderCore(_Endpoint):
                 if len(out) >= max_messages:
                     return out
                 if out:
-                    if status < 0 or not read_more:
+                    if status < 0 or not read_more or self._shared:
                         return out
                     read_more = False
-                    if self._fill(0.0) <= 0:
+                    if self._drained or self._fill(0.0) <= 0:
                         return out
                     continue
                 if status < 0:
                     self._raise_bad(status)
+                self._report_drops()
                 r = self._fill(deadline)
                 if r == 0:
                     raise Empty(f"{self.path!r}: no message within {timeout} s")

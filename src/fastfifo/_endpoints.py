@@ -11,10 +11,21 @@ from __future__ import annotations
 import functools
 import os
 import select
+import weakref
 from types import ModuleType
 from typing import Any
 
-from ._open import DEFAULT_PIPE_SIZE, mkfifo, open_fifo, open_writer_fd, set_pipe_size
+from ._open import (
+    DEFAULT_PIPE_SIZE,
+    LOCKS_ON_FIFOS,
+    PEEK_WINDOW,
+    mkfifo,
+    open_fifo,
+    open_writer_fd,
+    set_pipe_size,
+    shared_reader_fds,
+    sidecar_lock,
+)
 
 #: Largest write that POSIX guarantees is not interleaved with other writers'.
 PIPE_BUF: int = select.PIPE_BUF
@@ -24,12 +35,36 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
 _FRAMINGS = {"frames": 0, "lines": 1}
 
+#: Tests set this to run shared readers through the exact-read claims that systems
+#: without tee() (macOS) use.
+FORCE_EXACT_CLAIMS = False
+
 
 def _framing_code(framing: str) -> int:
     try:
         return _FRAMINGS[framing]
     except (KeyError, TypeError):
         raise ValueError(f"framing must be 'frames' or 'lines', not {framing!r}") from None
+
+
+# Readers alive in this process: after fork() the child's copies are closed (see
+# ReaderCore._after_fork_in_child), so a child never reads through its parent's fd.
+_live_readers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close_inherited_readers() -> None:
+    for reader in list(_live_readers):
+        reader._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_close_inherited_readers)
+
+
+def _writer_lock(path: str, fd: int) -> tuple[int, bool]:
+    """(fd, is_ofd) of the large-message lock: an OFD lock on the FIFO fd, or a sidecar file."""
+    if LOCKS_ON_FIFOS:
+        return fd, True
+    return sidecar_lock(path, ".writers.lock"), False
 
 
 def _no_pickle(self: Any) -> Any:
@@ -56,6 +91,10 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
         open_timeout : float or None
             How long to wait for a reader to open the FIFO: None waits for ever
             (like ``echo > fifo``), 0 fails at once.  Raises ``TimeoutError``.
+        max_message_size : int
+            Largest message ``put`` accepts (default 64 MiB, as the Reader's).
+            Messages above ``max_atomic_message`` go out as fragments under the
+            writers' lock (frames framing only).
         pipe_size : int or None
             Pipe capacity to ask the kernel for (Linux; default 1 MiB, None keeps it).
         strict_permissions : bool
@@ -70,6 +109,7 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             *,
             framing: str = "frames",
             open_timeout: float | None = None,
+            max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
             pipe_size: int | None = DEFAULT_PIPE_SIZE,
             strict_permissions: bool = True,
             create: bool = False,
@@ -77,16 +117,24 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             super().__init__()
             p = os.fspath(path)
             code = _framing_code(framing)
+            if max_message_size < 1:
+                raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
             if create:
                 mkfifo(p, exist_ok=True)
             fd = open_writer_fd(p, open_timeout, strict_permissions=strict_permissions)
+            lock_fd = -1
             try:
                 self.pipe_size = set_pipe_size(fd, pipe_size)
-                self._configure(fd, p, code, PIPE_BUF, core.sigpipe_is_default())
+                lock_fd, ofd = _writer_lock(p, fd)
+                self._configure(fd, p, code, PIPE_BUF, core.sigpipe_is_default(),
+                                max_message_size, lock_fd, ofd)
             except BaseException:
                 os.close(fd)
+                if lock_fd not in (-1, fd):
+                    os.close(lock_fd)
                 raise
             self.framing = framing
+            self.max_message_size = max_message_size
 
         def __repr__(self) -> str:
             state = "closed" if self.closed else f"fd={self.fileno()}"
@@ -111,6 +159,10 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             one (the Reader holds the FIFO open read-write, so it never sees EOF
             and never spins).  True: end like ``cat`` (``get`` raises ``EOFError``,
             iteration stops) once a writer has come and every writer has left.
+        shared : bool
+            Several Reader processes share this FIFO and each message goes to
+            exactly one of them, whole (docs/guide: "shared readers").  Each call
+            claims at most its ``max_messages`` (``get``: one), so load balances.
         pipe_size, strict_permissions, create
             As for ``Writer``.
         """
@@ -122,6 +174,7 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             framing: str = "frames",
             max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
             stop_at_eof: bool = False,
+            shared: bool = False,
             pipe_size: int | None = DEFAULT_PIPE_SIZE,
             strict_permissions: bool = True,
             create: bool = False,
@@ -138,15 +191,32 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             # writer leaves: no spinning, and the next writer is simply read on.
             flags = os.O_RDONLY if stop_at_eof else os.O_RDWR
             fd = open_fifo(p, flags, strict_permissions=strict_permissions)
+            owned: list[int] = []
             try:
                 self.pipe_size = set_pipe_size(fd, pipe_size)
+                wlock_fd, ofd = _writer_lock(p, fd)
+                if wlock_fd != fd:
+                    owned.append(wlock_fd)
                 self._configure(fd, p, code, max_message_size, max(self.pipe_size, 65536),
-                                stop_at_eof)
+                                stop_at_eof, wlock_fd, ofd)
+                owned = []  # the core closes them from here on
+                if shared:
+                    rlock_fd = fd if LOCKS_ON_FIFOS else sidecar_lock(p, ".readers.lock")
+                    peek_r, peek_w, null = shared_reader_fds(fd)
+                    self._share(rlock_fd, peek_r, peek_w, null, PEEK_WINDOW,
+                                core.HAVE_TEE and not FORCE_EXACT_CLAIMS)
             except BaseException:
-                os.close(fd)
+                if self.closed is False and self.path is not None:
+                    self.close()
+                else:
+                    os.close(fd)
+                for extra in owned:
+                    os.close(extra)
                 raise
             self.framing = framing
             self.max_message_size = max_message_size
+            self.shared = shared
+            _live_readers.add(self)
 
         def __repr__(self) -> str:
             state = "closed" if self.closed else f"fd={self.fileno()}"

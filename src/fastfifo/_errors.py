@@ -49,3 +49,13 @@ class CorruptStreamError(ValueError):
     def __init__(self, message: str = "", skipped: int = 0) -> None:
         super().__init__(message)
         self.skipped = skipped
+
+
+class IncompleteMessageWarning(UserWarning):
+    """A large message was cut short (its writer died or gave up mid-message) and dropped.
+
+    Only messages larger than one atomic write can be cut: they travel as several
+    fragments.  The reader counts each in ``Reader.dropped_messages`` and goes on
+    delivering the messages that follow.  Turn it into an error with
+    ``warnings.simplefilter("error", fastfifo.IncompleteMessageWarning)``.
+    """

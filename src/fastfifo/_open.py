@@ -205,3 +205,56 @@ def set_pipe_size(fd: int, size: int | None) -> int:
         except OSError:
             pass
     return current
+
+
+#: Bytes a shared reader can see ahead with one tee() (the private peek pipe's size).
+PEEK_WINDOW = 256 * 1024
+
+
+def shared_reader_fds(fd: int) -> tuple[int, int, int]:
+    """A private pipe to tee() into (both ends non-blocking) and /dev/null to splice to."""
+    r, w = os.pipe()
+    try:
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        if _F_SETPIPE_SZ is not None:
+            try:
+                fcntl.fcntl(w, _F_SETPIPE_SZ, PEEK_WINDOW)
+            except OSError:
+                pass  # a smaller window only means smaller claims
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(r)
+        os.close(w)
+        raise
+    return r, w, null
+
+
+def pipe_capacity(fd: int) -> int:
+    """The pipe's size in bytes where the kernel tells it (Linux), else 8192 (macOS)."""
+    if _F_GETPIPE_SZ is None:
+        return 8192
+    size: int = fcntl.fcntl(fd, _F_GETPIPE_SZ)
+    return size
+
+
+def sidecar_lock(path: str, suffix: str) -> int:
+    """An fd on ``path + suffix``, a lock file for systems that refuse locks on FIFOs (macOS).
+
+    Created with mode 0600 if missing, never through a symlink; only flock() is used on it.
+    """
+    lock_path = path + suffix
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_a_fifo(lock_path, _describe(st.st_mode).capitalize())
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+#: Linux lets flock() and open-file-description locks be taken on FIFO fds (and they are
+#: independent of each other); macOS refuses every advisory lock on a FIFO.
+LOCKS_ON_FIFOS = sys.platform.startswith("linux")
