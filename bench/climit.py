@@ -11,6 +11,7 @@ write stays atomic).  The reader ``read()``s 1 MiB at a time.  Both ends ask for
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
@@ -23,26 +24,19 @@ from .peer import Peer
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c", "fifo_limit.c")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build() -> tuple[str | None, str]:
     """Compiles the C limit into a temporary directory; returns (binary or None, why not)."""
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None:
         return None, f"n/a: no C compiler ({cc!r} not found)"
     outdir = tempfile.mkdtemp(prefix="ffbench-c-")
+    atexit.register(shutil.rmtree, outdir, True)  # forked workers leave via os._exit
     binary = os.path.join(outdir, "fifo_limit")
     proc = subprocess.run([cc, "-O2", "-o", binary, SOURCE], capture_output=True, text=True)
     if proc.returncode != 0:
         return None, f"n/a: {cc} -O2 failed: {proc.stderr.strip()[:200]}"
     return binary, ""
-
-
-def cleanup() -> None:
-    """Removes the compiled binary (if one was built)."""
-    if build.cache_info().currsize:
-        binary, _ = build()
-        if binary:
-            shutil.rmtree(os.path.dirname(binary), ignore_errors=True)
 
 
 def _fields(line: str) -> dict[str, str]:
@@ -73,6 +67,9 @@ class CLimit(Peer):
 
     key = "C"
     name = "C limit"
+    # The C processes stream their payloads (no copies kept), so runs can be long enough.
+    max_messages = 200_000_000
+    max_bytes = 64 << 30
     batched = True
     multi_reader = False  # no shared-reader protocol in the C limit
 

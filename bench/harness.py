@@ -7,9 +7,10 @@ and times from the barrier to the moment the last message was received.  The
 readers then check what they got (``bench.messages``) and the parent checks that
 all readers together got every index exactly once.
 
-``measure`` first does a small pilot run to learn the rate, picks a message count
-that lasts about ``seconds`` (capped for memory), then repeats the run ``reps``
-times and keeps every repetition: the report shows the median and the min-max.
+``measure_row`` first does a small pilot run per peer to learn its rate and picks a
+message count that lasts about ``seconds`` (capped for memory), then repeats the
+timed runs ``reps`` times, interleaving the peers, and keeps every repetition: the
+report shows the median and the min-max.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ import statistics
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import messages
-from .peer import now
+from .peer import Sync
 
-#: Caps per run, so a fast peer does not need gigabytes to fill its time budget.
-MAX_MESSAGES = 1_000_000
-MAX_BYTES = 256 << 20
 #: Ping-pong: untimed round trips first, and the range of timed ones.
 WARMUP = 200
 PINGPONG_MIN, PINGPONG_MAX = 1000, 30000
@@ -49,11 +48,15 @@ class Result:
     kind: str = "throughput"
     size: int = 0
     count: int = 0  # messages per run (all writers), or timed round trips
+    per_writer: int = 0  # messages per writer per run (round trips for ping-pong)
+    timeout: float = 0.0  # seconds a timed run may take before it counts as failed
     note: str = ""
     runs: list = field(default_factory=list)  # one dict per repetition
 
     # --- throughput ----------------------------------------------------------
     def rates(self) -> list[float]:
+        if self.kind != "throughput":
+            return []
         return [r["messages"] / r["seconds"] for r in self.runs if r["status"] == "ok"]
 
     @property
@@ -69,6 +72,9 @@ class Result:
 
     # --- ping-pong -----------------------------------------------------------
     def latency(self, key: str = "median_ns") -> float | None:
+        """Median over the repetitions of a round-trip figure (``median_ns``/``p99_ns``), in µs."""
+        if self.kind != "pingpong":
+            return None
         values = [r[key] for r in self.runs if r["status"] == "ok"]
         return statistics.median(values) / 1000 if values else None
 
@@ -79,6 +85,12 @@ class Result:
         else:
             values = self.rates()
         return (min(values), max(values)) if values else None
+
+    @classmethod
+    def from_json(cls, data: dict) -> Result:
+        """The inverse of ``to_json`` (derived figures are recomputed)."""
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -95,49 +107,45 @@ def context() -> Any:
     return multiprocessing.get_context("fork")
 
 
-def _ready(barrier: Any) -> int:
-    barrier.wait(timeout=120)
-    return now()
-
-
 def _describe(exc: BaseException) -> str:
     where = traceback.extract_tb(exc.__traceback__)[-1:]
     at = f" at {os.path.basename(where[0].filename)}:{where[0].lineno}" if where else ""
     return f"{type(exc).__name__}: {exc}{at}"
 
 
-def _writer_main(peer, channel, row, wid, count, barrier, results) -> None:
+def _writer_main(peer, channel, row, wid, count, sync_args, results) -> None:
+    sync = Sync(*sync_args, report=lambda: results.put(("writer", wid, sync.start)))
     try:
         payloads = messages.make_payloads(wid * count, count, row.size)
         items = (messages.batches(payloads, messages.batch_size(row.size))
                  if row.batched else payloads)
-        start = peer.send(channel, row, wid, items, lambda: _ready(barrier))
-        results.put(("writer", wid, start))
+        peer.send(channel, row, wid, items, sync)
+        sync.sent()
     except BaseException as exc:
         results.put(("error", f"writer {wid}", _describe(exc)))
 
 
-def _reader_main(peer, channel, row, rid, count, barrier, done, results) -> None:
+def _reader_main(peer, channel, row, rid, count, sync_args, results) -> None:
     try:
-        got, start, end = peer.receive(channel, row, rid, count, lambda: _ready(barrier), done)
+        got, start, end = peer.receive(channel, row, rid, count, Sync(*sync_args, report=None))
         indices, problem = messages.check_received(got, row.size)
         results.put(("reader", rid, start, end, indices, problem))
     except BaseException as exc:
         results.put(("error", f"reader {rid}", _describe(exc)))
 
 
-def _echo_main(peer, channel, row, count, barrier, results) -> None:
+def _echo_main(peer, channel, row, count, sync_args, results) -> None:
     try:
-        peer.echo(channel, row, count, lambda: _ready(barrier))
+        peer.echo(channel, row, count, Sync(*sync_args, report=None))
         results.put(("server",))
     except BaseException as exc:
         results.put(("error", "ping-pong server", _describe(exc)))
 
 
-def _ping_main(peer, channel, row, count, barrier, results) -> None:
+def _ping_main(peer, channel, row, count, sync_args, results) -> None:
     try:
         payloads = messages.make_payloads(0, WARMUP + count, row.size)
-        replies, rtts = peer.ping(channel, row, payloads, lambda: _ready(barrier))
+        replies, rtts = peer.ping(channel, row, payloads, Sync(*sync_args, report=None))
         problem = None if replies == payloads else "FAIL: an echo differed from what was sent"
         timed = sorted(rtts[WARMUP:])
         results.put(("client", timed[len(timed) // 2], timed[len(timed) * 99 // 100], problem))
@@ -145,7 +153,7 @@ def _ping_main(peer, channel, row, count, barrier, results) -> None:
         results.put(("error", "ping-pong client", _describe(exc)))
 
 
-def _run_workers(peer, row, targets, channel, barrier, done, results, timeout, on_report):
+def _run_workers(targets, results, timeout, on_report):
     """Start workers, feed their reports to ``on_report`` until it returns True; kill leftovers."""
     ctx = context()
     procs = [ctx.Process(target=t, args=a, daemon=True) for t, a in targets]
@@ -186,11 +194,13 @@ def run_throughput(peer: Any, row: Any, count: int, timeout: float) -> dict:
     tmp = tempfile.mkdtemp(prefix="ffbench-")
     channel = peer.setup(row, tmp, ctx)
     total = count * row.writers
-    barrier, done, results = ctx.Barrier(row.writers + row.readers), ctx.Event(), ctx.Queue()
+    results = ctx.Queue()
+    done, finished = ctx.Event(), ctx.Event()
+    sync_args = (ctx.Barrier(row.writers + row.readers), done, finished)
     per_reader = total if row.readers == 1 else None
-    targets = [(_reader_main, (peer, channel, row, r, per_reader, barrier, done, results))
+    targets = [(_reader_main, (peer, channel, row, r, per_reader, sync_args, results))
                for r in range(row.readers)]
-    targets += [(_writer_main, (peer, channel, row, w, count, barrier, results))
+    targets += [(_writer_main, (peer, channel, row, w, count, sync_args, results))
                 for w in range(row.writers)]
     starts: list[int] = []
     ends: list[int] = []
@@ -209,12 +219,13 @@ def run_throughput(peer: Any, row: Any, count: int, timeout: float) -> dict:
             parts.append(report[4])
             if report[5]:
                 problems.append(report[5])
+            if not left["reader"]:
+                finished.set()
         return not left["writer"] and not left["reader"]
 
     try:
         note = peer.note(channel)
-        failure = _run_workers(peer, row, targets, channel, barrier, done, results, timeout,
-                               on_report)
+        failure = _run_workers(targets, results, timeout, on_report)
     finally:
         peer.teardown(channel)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -232,18 +243,20 @@ def run_pingpong(peer: Any, row: Any, count: int, timeout: float) -> dict:
     ctx = context()
     tmp = tempfile.mkdtemp(prefix="ffbench-")
     channel = peer.setup(row, tmp, ctx)
-    barrier, results = ctx.Barrier(2), ctx.Queue()
-    targets = [(_echo_main, (peer, channel, row, WARMUP + count, barrier, results)),
-               (_ping_main, (peer, channel, row, count, barrier, results))]
+    results, finished = ctx.Queue(), ctx.Event()
+    sync_args = (ctx.Barrier(2), ctx.Event(), finished)
+    targets = [(_echo_main, (peer, channel, row, WARMUP + count, sync_args, results)),
+               (_ping_main, (peer, channel, row, count, sync_args, results))]
     got: dict = {}
 
     def on_report(report: tuple) -> bool:
         got[report[0]] = report
+        if report[0] == "client":
+            finished.set()
         return len(got) == 2
 
     try:
-        failure = _run_workers(peer, row, targets, channel, barrier, None, results, timeout,
-                               on_report)
+        failure = _run_workers(targets, results, timeout, on_report)
     finally:
         peer.teardown(channel)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -271,39 +284,71 @@ def plan(peer: Any, row: Any, seconds: float) -> tuple[int, dict]:
     if pilot["status"] != "ok":
         return 0, pilot
     rate = pilot["messages"] / pilot["seconds"]
-    total = min(int(rate * seconds), MAX_MESSAGES, MAX_BYTES // row.size)
+    total = min(int(rate * seconds), peer.max_messages, peer.max_bytes // row.size)
     return max(n, total // row.writers), pilot
 
 
-def measure(peer: Any, row: Any, reps: int, seconds: float,
-            progress: Progress | None = None) -> Result:
-    """Pilot, then ``reps`` timed runs of ``peer`` on ``row``."""
+def prepare(peer: Any, row: Any, seconds: float, progress: Progress | None = None) -> Result:
+    """Checks that ``peer`` can run ``row`` and does the pilot run; no timed run yet.
+
+    A Result whose status is not "ok" afterwards is final (n/a, not installed, failed pilot).
+    """
     result = Result(row=row.key, peer=peer.key, label=peer.label(row), status="ok",
                     kind=row.kind, size=row.size)
     reason = peer.unavailable() or peer.unsupported(row)
     if reason:
         result.status = reason
         return result
-    say = progress or (lambda text: None)
-    say("pilot run")
+    if progress:
+        progress("pilot run")
     count, pilot = plan(peer, row, seconds)
     result.note = pilot.get("note", "")
     if pilot["status"] != "ok":
         result.status = pilot["status"] + " (pilot run)"
         return result
+    result.per_writer = count
     result.count = count * (row.writers if row.kind == "throughput" else 1)
     if row.kind == "pingpong":
         expected = count * pilot["median_ns"] / 1e9
     else:
-        expected = count * row.writers * pilot["seconds"] / pilot["messages"]
-    timeout = 60 + 20 * expected
-    for rep in range(reps):
-        say(f"run {rep + 1}/{reps}, {result.count:,} messages")
-        if row.kind == "pingpong":
-            run = run_pingpong(peer, row, count, timeout)
-        else:
-            run = run_throughput(peer, row, count, timeout)
-        result.runs.append(run)
-        if run["status"] != "ok" and result.status == "ok":
-            result.status = run["status"]
+        expected = result.count * pilot["seconds"] / pilot["messages"]
+    result.timeout = 60 + 20 * expected
     return result
+
+
+def repeat(peer: Any, row: Any, result: Result) -> None:
+    """One more timed run for a prepared ``result``."""
+    if row.kind == "pingpong":
+        run = run_pingpong(peer, row, result.per_writer, result.timeout)
+    else:
+        run = run_throughput(peer, row, result.per_writer, result.timeout)
+    result.runs.append(run)
+    if run["status"] != "ok" and result.status == "ok":
+        result.status = run["status"]
+
+
+def measure_row(row: Any, peers: list, reps: int, seconds: float,
+                progress: Progress | None = None) -> list[Result]:
+    """All ``peers`` on one ``row``, repetitions interleaved (peer A, B, C, A, B, C...).
+
+    Interleaving spreads slow drifts of a noisy machine over every peer alike, so the
+    ratios within a row stay fair even when the absolute figures move.
+    """
+    say = progress or (lambda text: None)
+    results = []
+    for peer in peers:
+        results.append(prepare(peer, row, seconds, lambda t, p=peer: say(f"{p.label(row)}: {t}")))
+    for rep in range(reps):
+        for peer, result in zip(peers, results, strict=True):
+            if result.status == "ok" or result.runs:
+                say(f"{peer.label(row)}: run {rep + 1}/{reps}, {result.count:,} messages")
+                repeat(peer, row, result)
+    return results
+
+
+def by_row(cases: list[tuple[Any, Any]]) -> list[tuple[Any, list]]:
+    """Groups (row, peer) cases into (row, [peers]) in first-seen order."""
+    groups: dict[Any, list] = {}
+    for row, peer in cases:
+        groups.setdefault(row, []).append(peer)
+    return list(groups.items())

@@ -19,7 +19,6 @@ Generating and checking are done outside the timed part of a run.
 from __future__ import annotations
 
 from array import array
-from operator import itemgetter
 
 MIN_SIZE = 16
 

@@ -3,7 +3,7 @@
 A peer moves ``bytes`` payloads from writer processes to reader processes.  The
 harness (``bench.harness``) creates the channel in the parent with ``setup``,
 forks the workers, and calls ``send``/``receive`` (or ``echo``/``ping``) in them.
-Each worker opens its endpoint, then calls ``ready()`` (a barrier that returns
+Each worker opens its endpoint, then calls ``sync.ready()`` (a barrier that returns
 the start time) so that set-up is never timed, then runs its tight loop.
 
 Peers keep their loops free of anything but the library calls: checking happens
@@ -13,7 +13,8 @@ after the clock stops (``bench.messages``).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: Monotonic nanoseconds, the same clock as the C limit's CLOCK_MONOTONIC, so
 #: timestamps from different processes can be compared.
@@ -27,7 +28,36 @@ else:  # pragma: no cover - every POSIX system has it
 #: the writers are done (multi-reader runs cannot count: who gets what is not known).
 IDLE = 0.05
 
-Ready = Callable[[], int]
+
+class Sync:
+    """What a worker gets from the harness to line up with the others.
+
+    ``ready()``  wait on the start barrier; returns the start time (ns).  Call it after
+                 opening the endpoint, right before the timed loop.
+    ``sent()``   a writer has sent everything (the harness calls it after ``send``
+                 returns; a peer that must stay connected calls it earlier).
+    ``done``     event: every writer has sent everything (multi-reader rows).
+    ``finished`` event: every reader (or the ping-pong client) has everything.
+    """
+
+    def __init__(self, barrier: Any, done: Any, finished: Any,
+                 report: Callable[[], None] | None) -> None:
+        self._barrier = barrier
+        self._report = report
+        self._sent = False
+        self.start = 0
+        self.done = done
+        self.finished = finished
+
+    def ready(self) -> int:
+        self._barrier.wait(timeout=120)
+        self.start = now()
+        return self.start
+
+    def sent(self) -> None:
+        if not self._sent and self._report is not None:
+            self._sent = True
+            self._report()
 
 
 class Peer:
@@ -45,6 +75,9 @@ class Peer:
 
     key = ""
     name = ""
+    #: Caps per run: Python peers hold every payload in memory on both sides.
+    max_messages = 3_000_000
+    max_bytes = 256 << 20
     batched = False
     multi_writer = True
     multi_reader = True
@@ -86,24 +119,39 @@ class Peer:
         """Remove what ``setup`` created."""
 
     # --- in worker processes -------------------------------------------------
-    def send(self, channel: Any, row: Any, wid: int, items: list, ready: Ready) -> int:
-        """Send ``items`` (payloads, or lists of payloads for batched rows); return the start time."""
+    def send(self, channel: Any, row: Any, wid: int, items: list, sync: Sync) -> None:
+        """Send ``items`` (payloads, or lists of payloads for batched rows)."""
         raise NotImplementedError
 
-    def receive(self, channel: Any, row: Any, rid: int, count: int | None, ready: Ready,
-                done: Any) -> tuple[list, int, int]:
+    def receive(self, channel: Any, row: Any, rid: int, count: int | None,
+                sync: Sync) -> tuple[list, int, int]:
         """Receive; returns (messages, start time, time the last message arrived).
 
         ``count`` is the exact number to receive when there is one reader.  With
-        several readers it is None: receive until ``done`` is set and nothing more
-        comes (``IDLE``), taking the time after every receive call.
+        several readers it is None: receive until ``sync.done`` is set and nothing
+        more comes (``IDLE``), taking the time after every receive call.
         """
         raise NotImplementedError
 
-    def echo(self, channel: Any, row: Any, count: int, ready: Ready) -> None:
+    def echo(self, channel: Any, row: Any, count: int, sync: Sync) -> None:
         """Ping-pong server: receive ``count`` messages and send each one back."""
         raise NotImplementedError
 
-    def ping(self, channel: Any, row: Any, payloads: list, ready: Ready) -> tuple[list, list]:
-        """Ping-pong client: send each payload, wait for its echo; returns (replies, round-trip ns)."""
+    def ping(self, channel: Any, row: Any, payloads: list, sync: Sync) -> tuple[list, list]:
+        """Ping-pong client: send each payload, await its echo; returns (replies, ns per trip)."""
         raise NotImplementedError
+
+
+def ping_loop(send: Any, recv: Any, payloads: list) -> tuple[list, list]:
+    """The client loop every Python peer shares: time each send + receive."""
+    clock = time.perf_counter_ns
+    replies: list = []
+    rtts: list = []
+    keep, note = replies.append, rtts.append
+    for payload in payloads:
+        t0 = clock()
+        send(payload)
+        reply = recv()
+        note(clock() - t0)
+        keep(reply)
+    return replies, rtts

@@ -13,8 +13,7 @@ import os
 import queue
 from typing import Any
 
-from .peer import IDLE, Peer, now
-from .peers_fifo import _ping_loop
+from .peer import IDLE, Peer, now, ping_loop
 
 FOREVER = 3600.0  # faster-fifo's blocking calls take a float timeout (default 10 s), not None
 _names = itertools.count()
@@ -52,8 +51,8 @@ class FasterFifo(Peer):
 
         return (make(), make()) if row.kind == "pingpong" else make()
 
-    def send(self, channel, row, wid, items, ready):
-        start = ready()
+    def send(self, channel, row, wid, items, sync):
+        sync.ready()
         if row.batched:
             put_many = channel.put_many
             for batch in items:
@@ -62,10 +61,9 @@ class FasterFifo(Peer):
             put = channel.put
             for payload in items:
                 put(payload, True, FOREVER)
-        return start
 
-    def receive(self, channel, row, rid, count, ready, done):
-        start = ready()
+    def receive(self, channel, row, rid, count, sync):
+        start = sync.ready()
         out: list = []
         if count is not None:
             if row.batched:
@@ -87,21 +85,21 @@ class FasterFifo(Peer):
                 else:
                     out.append(channel.get(True, IDLE))
             except queue.Empty:
-                if done.is_set():
+                if sync.done.is_set():
                     return out, start, end
                 continue
             end = now()
 
-    def echo(self, channel, row, count, ready):
+    def echo(self, channel, row, count, sync):
         req, resp = channel
-        ready()
+        sync.ready()
         for _ in range(count):
             resp.put(req.get(True, FOREVER), True, FOREVER)
 
-    def ping(self, channel, row, payloads, ready):
+    def ping(self, channel, row, payloads, sync):
         req, resp = channel
-        ready()
-        return _ping_loop(lambda m: req.put(m, True, FOREVER),
+        sync.ready()
+        return ping_loop(lambda m: req.put(m, True, FOREVER),
                           lambda: resp.get(True, FOREVER), payloads)
 
 
@@ -120,28 +118,33 @@ class Zmq(Peer):
             return (f"ipc://{tmpdir}/zreq", f"ipc://{tmpdir}/zresp")
         return [f"ipc://{tmpdir}/z{i}" for i in range(row.readers)]
 
-    def send(self, channel, row, wid, items, ready):
+    def send(self, channel, row, wid, items, sync):
         import zmq
 
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PUSH)
         for endpoint in channel:
             sock.connect(endpoint)
-        start = ready()
+        sync.ready()
         send = sock.send
         for payload in items:
             send(payload)
-        sock.close(linger=-1)  # wait until everything is handed over
+        # Stay connected until the readers have everything: a PUSH process that closes
+        # right after its last send (even with LINGER -1 and Context.term) lost the
+        # last few hundred messages in about 1 run in 8 here (libzmq drops what the
+        # PULL side has not read yet when the peer disconnects).
+        sync.sent()
+        sync.finished.wait(600)
+        sock.close(linger=-1)
         ctx.term()
-        return start
 
-    def receive(self, channel, row, rid, count, ready, done):
+    def receive(self, channel, row, rid, count, sync):
         import zmq
 
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PULL)
         sock.bind(channel[rid])
-        start = ready()
+        start = sync.ready()
         out: list = []
         try:
             if count is not None:
@@ -155,7 +158,7 @@ class Zmq(Peer):
                 try:
                     out.append(sock.recv())
                 except zmq.Again:
-                    if done.is_set():
+                    if sync.done.is_set():
                         return out, start, end
                     continue
                 end = now()
@@ -173,20 +176,21 @@ class Zmq(Peer):
         push.connect(connect)
         return ctx, pull, push
 
-    def echo(self, channel, row, count, ready):
+    def echo(self, channel, row, count, sync):
         ctx, pull, push = self._pair(channel[0], channel[1])
-        ready()
+        sync.ready()
         for _ in range(count):
             push.send(pull.recv())
+        sync.finished.wait(600)  # see send(): the last echo must be read before we go
         push.close(linger=-1)
         pull.close(linger=0)
         ctx.term()
 
-    def ping(self, channel, row, payloads, ready):
+    def ping(self, channel, row, payloads, sync):
         ctx, pull, push = self._pair(channel[1], channel[0])
-        ready()
+        sync.ready()
         try:
-            return _ping_loop(push.send, pull.recv, payloads)
+            return ping_loop(push.send, pull.recv, payloads)
         finally:
             push.close(linger=0)
             pull.close(linger=0)
@@ -228,17 +232,16 @@ class PosixMQ(Peer):
                 pass
             mq.close()
 
-    def send(self, channel, row, wid, items, ready):
-        start = ready()
+    def send(self, channel, row, wid, items, sync):
+        sync.ready()
         send = channel.send
         for payload in items:
             send(payload)
-        return start
 
-    def receive(self, channel, row, rid, count, ready, done):
+    def receive(self, channel, row, rid, count, sync):
         import posix_ipc
 
-        start = ready()
+        start = sync.ready()
         out: list = []
         receive, append = channel.receive, out.append
         if count is not None:
@@ -250,22 +253,22 @@ class PosixMQ(Peer):
             try:
                 append(receive(IDLE)[0])
             except posix_ipc.BusyError:
-                if done.is_set():
+                if sync.done.is_set():
                     return out, start, end
                 continue
             end = now()
 
-    def echo(self, channel, row, count, ready):
+    def echo(self, channel, row, count, sync):
         req, resp = channel
-        ready()
+        sync.ready()
         receive, send = req.receive, resp.send
         for _ in range(count):
             send(receive()[0])
 
-    def ping(self, channel, row, payloads, ready):
+    def ping(self, channel, row, payloads, sync):
         req, resp = channel
-        ready()
-        return _ping_loop(req.send, lambda: resp.receive()[0], payloads)
+        sync.ready()
+        return ping_loop(req.send, lambda: resp.receive()[0], payloads)
 
 
 def _make_mq(size: int) -> Any:
@@ -277,13 +280,18 @@ def _make_mq(size: int) -> Any:
     """
     import posix_ipc
 
-    errors = []
+    error = None
     for depth in (256, 64, 10):
         name = f"/ffbench-{os.getpid()}-{next(_names)}"
         try:
             return posix_ipc.MessageQueue(name, posix_ipc.O_CREX, max_messages=depth,
                                           max_message_size=size)
         except (ValueError, OSError, posix_ipc.Error) as exc:
-            errors.append(f"{depth} x {size} B: {exc}")
-    raise ValueError("cannot create a POSIX message queue for "
-                     f"{size}-byte messages here ({'; '.join(errors)})")
+            error = exc
+    limit = ""
+    try:
+        with open("/proc/sys/fs/mqueue/msgsize_max") as f:
+            limit = f", msgsize_max is {f.read().strip()} B"
+    except OSError:
+        pass
+    raise ValueError(f"no POSIX message queue for {size}-byte messages here ({error}{limit})")

@@ -14,10 +14,9 @@ import os
 import select
 import struct
 import tempfile
-import time
 from typing import Any
 
-from .peer import IDLE, Peer, now
+from .peer import IDLE, Peer, now, ping_loop
 
 _LEN = struct.Struct("<I")
 
@@ -60,11 +59,11 @@ class FastFifo(Peer):
             return (_fifo(tmpdir, "req"), _fifo(tmpdir, "resp"))
         return _fifo(tmpdir, "q")
 
-    def send(self, channel: Any, row: Any, wid: int, items: list, ready: Any) -> int:
+    def send(self, channel, row, wid, items, sync):
         import fastfifo
 
         with fastfifo.Writer(channel) as w:
-            start = ready()
+            sync.ready()
             if row.batched:
                 put_many = w.put_many
                 for batch in items:
@@ -73,15 +72,14 @@ class FastFifo(Peer):
                 put = w.put
                 for payload in items:
                     put(payload)
-        return start
 
-    def receive(self, channel, row, rid, count, ready, done):
+    def receive(self, channel, row, rid, count, sync):
         import fastfifo
 
         kwargs = {"shared": True} if row.readers > 1 else {}
         out: list = []
         with fastfifo.Reader(channel, **kwargs) as r:
-            start = ready()
+            start = sync.ready()
             if count is not None:
                 if row.batched:
                     get_many, extend, got = r.get_many, out.extend, 0
@@ -101,46 +99,31 @@ class FastFifo(Peer):
                 try:
                     add(call(timeout=IDLE))
                 except fastfifo.Empty:
-                    if done.is_set():
+                    if sync.done.is_set():
                         return out, start, end
                     continue
                 end = now()
 
-    def echo(self, channel, row, count, ready):
+    def echo(self, channel, row, count, sync):
         import fastfifo
 
         req, resp = channel
         with fastfifo.Reader(req) as r, fastfifo.Writer(resp) as w:
-            ready()
+            sync.ready()
             get, put = r.get, w.put
             for _ in range(count):
                 put(get())
 
-    def ping(self, channel, row, payloads, ready):
+    def ping(self, channel, row, payloads, sync):
         import fastfifo
 
         req, resp = channel
         with fastfifo.Reader(resp) as r, fastfifo.Writer(req) as w:
-            ready()
-            return _ping_loop(w.put, r.get, payloads)
+            sync.ready()
+            return ping_loop(w.put, r.get, payloads)
 
 
-def _ping_loop(send: Any, recv: Any, payloads: list) -> tuple[list, list]:
-    """The client loop every Python peer shares: time each send + receive."""
-    clock = time.perf_counter_ns
-    replies: list = []
-    rtts: list = []
-    keep, note = replies.append, rtts.append
-    for payload in payloads:
-        t0 = clock()
-        send(payload)
-        reply = recv()
-        note(clock() - t0)
-        keep(reply)
-    return replies, rtts
-
-
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(size: int, shared: bool) -> str | None:
     """Asks this fastfifo whether it takes ``size``-byte messages and shared readers."""
     import fastfifo
@@ -149,13 +132,15 @@ def _probe(size: int, shared: bool) -> str | None:
         path = _fifo(tmp, "probe")
         try:
             reader = fastfifo.Reader(path, shared=True) if shared else fastfifo.Reader(path)
-        except TypeError as exc:
-            return f"not supported yet: Reader(shared=True) rejected ({exc})"
+        except TypeError:
+            return "not supported yet: Reader(shared=True) raises TypeError"
         with reader, fastfifo.Writer(path, open_timeout=5) as w:
             try:
                 w.put(bytes(size), timeout=5)
-            except fastfifo.MessageTooLargeError as exc:
-                return f"not supported yet: {size}-byte messages ({exc})"
+            except fastfifo.MessageTooLargeError:
+                limit = getattr(w, "max_atomic_message", "?")
+                return (f"not supported yet: {size}-byte messages raise MessageTooLargeError "
+                        f"(limit {limit} B)")
             if reader.get(timeout=5) != bytes(size):
                 return "FAIL: probe message came back different"
     return None
@@ -177,65 +162,63 @@ class OsRead(Peer):
             return (_fifo(tmpdir, "req"), _fifo(tmpdir, "resp"))
         return _fifo(tmpdir, "q")
 
-    def send(self, channel: Any, row: Any, wid: int, items: list, ready: Any) -> int:
+    def send(self, channel, row, wid, items, sync):
         fd = os.open(channel, os.O_WRONLY)
         try:
-            start = ready()
+            sync.ready()
             pack, write = _LEN.pack, os.write
             if not row.batched:
                 for payload in items:
                     write(fd, pack(len(payload)) + payload)
-                return start
-            # Several writers must keep each write <= PIPE_BUF (atomic) and cut at frame
-            # boundaries; a lone writer can send the whole batch at once.
-            for batch in items:
-                frames = [pack(len(p)) + p for p in batch]
-                if row.writers == 1:
-                    _write_all(fd, b"".join(frames))
-                    continue
-                limit = select.PIPE_BUF
-                chunk: list = []
-                used = 0
-                for frame in frames:
-                    if used + len(frame) > limit and chunk:
+            elif row.writers == 1:
+                for batch in items:
+                    _write_all(fd, b"".join([pack(len(p)) + p for p in batch]))
+            else:
+                # Several writers: each write must stay <= PIPE_BUF (atomic) and end on
+                # a frame boundary, or messages of different writers interleave.
+                for batch in items:
+                    chunk: list = []
+                    used = 0
+                    for payload in batch:
+                        frame = pack(len(payload)) + payload
+                        if used + len(frame) > select.PIPE_BUF and chunk:
+                            _write_all(fd, b"".join(chunk))
+                            chunk, used = [], 0
+                        chunk.append(frame)
+                        used += len(frame)
+                    if chunk:
                         _write_all(fd, b"".join(chunk))
-                        chunk, used = [], 0
-                    chunk.append(frame)
-                    used += len(frame)
-                if chunk:
-                    _write_all(fd, b"".join(chunk))
-            return start
         finally:
             os.close(fd)
 
-    def receive(self, channel, row, rid, count, ready, done):
+    def receive(self, channel, row, rid, count, sync):
         fd = os.open(channel, os.O_RDONLY)
         try:
-            start = ready()
+            start = sync.ready()
             out: list = []
             _read_frames(fd, count, out.append)
             return out, start, now()
         finally:
             os.close(fd)
 
-    def echo(self, channel, row, count, ready):
+    def echo(self, channel, row, count, sync):
         req, resp = channel
         rfd = os.open(req, os.O_RDONLY)
         wfd = os.open(resp, os.O_WRONLY)
         try:
-            ready()
+            sync.ready()
             pack, write = _LEN.pack, os.write
             _read_frames(rfd, count, lambda m: write(wfd, pack(len(m)) + m))
         finally:
             os.close(rfd)
             os.close(wfd)
 
-    def ping(self, channel, row, payloads, ready):
+    def ping(self, channel, row, payloads, sync):
         req, resp = channel
         wfd = os.open(req, os.O_WRONLY)
         rfd = os.open(resp, os.O_RDONLY)
         try:
-            ready()
+            sync.ready()
             pack, write = _LEN.pack, os.write
             got: list = []
 
@@ -243,7 +226,7 @@ class OsRead(Peer):
                 _read_frames(rfd, 1, got.append)
                 return got.pop()
 
-            return _ping_loop(lambda m: write(wfd, pack(len(m)) + m), recv, payloads)
+            return ping_loop(lambda m: write(wfd, pack(len(m)) + m), recv, payloads)
         finally:
             os.close(rfd)
             os.close(wfd)

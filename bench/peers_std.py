@@ -11,8 +11,7 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from .peer import IDLE, Peer, now
-from .peers_fifo import _ping_loop
+from .peer import IDLE, Peer, now, ping_loop
 
 
 class MpQueue(Peer):
@@ -24,16 +23,15 @@ class MpQueue(Peer):
             return (ctx.Queue(), ctx.Queue())
         return ctx.Queue()
 
-    def send(self, channel, row, wid, items, ready):
-        start = ready()
+    def send(self, channel, row, wid, items, sync):
+        sync.ready()
         put = channel.put
         for payload in items:
             put(payload)
         # The feeder thread writes in the background; the process exit waits for it.
-        return start
 
-    def receive(self, channel, row, rid, count, ready, done):
-        start = ready()
+    def receive(self, channel, row, rid, count, sync):
+        start = sync.ready()
         out: list = []
         if count is not None:
             get, append = channel.get, out.append
@@ -45,22 +43,22 @@ class MpQueue(Peer):
             try:
                 out.append(channel.get(timeout=IDLE))
             except queue.Empty:
-                if done.is_set():
+                if sync.done.is_set():
                     return out, start, end
                 continue
             end = now()
 
-    def echo(self, channel, row, count, ready):
+    def echo(self, channel, row, count, sync):
         req, resp = channel
-        ready()
+        sync.ready()
         get, put = req.get, resp.put
         for _ in range(count):
             put(get())
 
-    def ping(self, channel, row, payloads, ready):
+    def ping(self, channel, row, payloads, sync):
         req, resp = channel
-        ready()
-        return _ping_loop(req.put, resp.get, payloads)
+        sync.ready()
+        return ping_loop(req.put, resp.get, payloads)
 
 
 class MpSimpleQueue(Peer):
@@ -77,15 +75,14 @@ class MpSimpleQueue(Peer):
         for _ in range(row.readers):
             channel.put(None)
 
-    def send(self, channel, row, wid, items, ready):
-        start = ready()
+    def send(self, channel, row, wid, items, sync):
+        sync.ready()
         put = channel.put
         for payload in items:
             put(payload)
-        return start
 
-    def receive(self, channel, row, rid, count, ready, done):
-        start = ready()
+    def receive(self, channel, row, rid, count, sync):
+        start = sync.ready()
         out: list = []
         get, append = channel.get, out.append
         if count is not None:
@@ -100,17 +97,17 @@ class MpSimpleQueue(Peer):
             append(payload)
             end = now()
 
-    def echo(self, channel, row, count, ready):
+    def echo(self, channel, row, count, sync):
         req, resp = channel
-        ready()
+        sync.ready()
         get, put = req.get, resp.put
         for _ in range(count):
             put(get())
 
-    def ping(self, channel, row, payloads, ready):
+    def ping(self, channel, row, payloads, sync):
         req, resp = channel
-        ready()
-        return _ping_loop(req.put, resp.get, payloads)
+        sync.ready()
+        return ping_loop(req.put, resp.get, payloads)
 
 
 class MpPipe(Peer):
@@ -127,31 +124,30 @@ class MpPipe(Peer):
             return ctx.Pipe(duplex=True)
         return ctx.Pipe(duplex=False)  # (receiving end, sending end)
 
-    def send(self, channel, row, wid, items, ready):
+    def send(self, channel, row, wid, items, sync):
         conn = channel[1]
-        start = ready()
+        sync.ready()
         send = conn.send_bytes
         for payload in items:
             send(payload)
-        return start
 
-    def receive(self, channel, row, rid, count, ready, done):
+    def receive(self, channel, row, rid, count, sync):
         conn = channel[0]
-        start = ready()
+        start = sync.ready()
         out: list = []
         recv, append = conn.recv_bytes, out.append
         for _ in range(count):
             append(recv())
         return out, start, now()
 
-    def echo(self, channel, row, count, ready):
+    def echo(self, channel, row, count, sync):
         conn = channel[1]
-        ready()
+        sync.ready()
         recv, send = conn.recv_bytes, conn.send_bytes
         for _ in range(count):
             send(recv())
 
-    def ping(self, channel, row, payloads, ready):
+    def ping(self, channel, row, payloads, sync):
         conn = channel[0]
-        ready()
-        return _ping_loop(conn.send_bytes, conn.recv_bytes, payloads)
+        sync.ready()
+        return ping_loop(conn.send_bytes, conn.recv_bytes, payloads)

@@ -33,10 +33,11 @@ class Row:
     @property
     def key(self) -> str:
         """Identifier for ``--only`` and the JSON, e.g. ``1to1-64B-batch``."""
+        size = size_text(self.size).replace(" ", "")
         if self.kind == "pingpong":
-            return f"pingpong-{self.size}B"
+            return f"pingpong-{size}"
         mode = "batch" if self.batched else "put"
-        return f"{self.writers}to{self.readers}-{self.size}B-{mode}"
+        return f"{self.writers}to{self.readers}-{size}-{mode}"
 
     @property
     def title(self) -> str:
