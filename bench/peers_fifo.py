@@ -260,3 +260,71 @@ def _read_frames(fd: int, count: int, deliver: Any) -> None:
         pending = data[pos:]
     if pending:
         raise ValueError(f"{len(pending)} bytes beyond the last expected frame")
+
+
+class FastFifoBuffered(FastFifo):
+    """fastfifo ``Writer(buffered=True)``: per-message ``put`` packed into atomic writes."""
+
+    key = "fastfifo-buffered"
+    name = "fastfifo buffered"
+    pingpong = False
+
+    def label(self, row: Any) -> str:
+        return "fastfifo Writer(buffered=True) put / get"
+
+    def unsupported(self, row: Any) -> str | None:
+        if row.batched:
+            return "n/a: this row is put_many/get_many"
+        return super().unsupported(row)
+
+    def send(self, channel, row, wid, items, sync):
+        import fastfifo
+
+        with fastfifo.Writer(channel, buffered=True) as w:
+            sync.ready()
+            put = w.put
+            for payload in items:
+                put(payload)
+
+
+class FastFifoViews(FastFifo):
+    """fastfifo ``get_many_views``: zero-copy batch receive (views into the read buffer)."""
+
+    key = "fastfifo-views"
+    name = "fastfifo zero-copy"
+    pingpong = False
+
+    def label(self, row: Any) -> str:
+        return "fastfifo put_many / get_many_views (zero-copy)"
+
+    def unsupported(self, row: Any) -> str | None:
+        if not row.batched:
+            return "n/a: batch API only"
+        return super().unsupported(row)
+
+    def receive(self, channel, row, rid, count, sync):
+        import fastfifo
+
+        kwargs = {"shared": True} if row.readers > 1 else {}
+        views: list = []
+        with fastfifo.Reader(channel, **kwargs) as r:
+            start = sync.ready()
+            get, extend, got = r.get_many_views, views.extend, 0
+            if count is not None:
+                while got < count:
+                    batch = get(1000)
+                    extend(batch)
+                    got += len(batch)
+                end = now()
+            else:
+                end = start
+                while True:
+                    try:
+                        extend(get(timeout=IDLE))
+                    except fastfifo.Empty:
+                        if sync.done.is_set():
+                            break
+                        continue
+                    end = now()
+        # The clock has stopped: copy out for the delivery check only.
+        return [bytes(v) for v in views], start, end

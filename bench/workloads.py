@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .climit import CLimit
 from .peer import Peer
 from .peers_ext import FasterFifo, PosixMQ, Zmq
-from .peers_fifo import FastFifo, OsRead
+from .peers_fifo import FastFifo, FastFifoBuffered, FastFifoViews, OsRead
 from .peers_std import MpPipe, MpQueue, MpSimpleQueue
 
 SIZES = (16, 64, 256, 1024, 4000, 65536)
@@ -57,7 +57,7 @@ def all_rows() -> list[Row]:
 
 
 def all_peers() -> list[Peer]:
-    return [FastFifo(), CLimit(), OsRead(), MpQueue(), MpSimpleQueue(), MpPipe(), FasterFifo(),
+    return [FastFifo(), FastFifoBuffered(), FastFifoViews(), CLimit(), OsRead(), MpQueue(), MpSimpleQueue(), MpPipe(), FasterFifo(),
             Zmq(), PosixMQ()]
 
 

@@ -29,6 +29,9 @@ backend: str = _core_module.BACKEND
 
 Writer, Reader = classes_for(_core_module)
 
+from . import aio  # noqa: E402  (asyncio endpoints: fastfifo.aio.Reader / Writer / Queue)
+from .queue import Queue  # noqa: E402
+
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_PIPE_SIZE",
@@ -40,9 +43,11 @@ __all__ = [
     "IncompleteMessageWarning",
     "MessageTooLargeError",
     "NotAFifoError",
+    "Queue",
     "Reader",
     "Writer",
     "__version__",
+    "aio",
     "backend",
     "mkfifo",
 ]

@@ -20,7 +20,7 @@ from posix.signal cimport sigaction, sigaction_t
 from libc.signal cimport SIG_DFL
 from cpython.bytes cimport (PyBytes_FromStringAndSize, PyBytes_AS_STRING,
                             PyBytes_GET_SIZE, PyBytes_CheckExact)
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBuffer_FillInfo, PyBUF_SIMPLE
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock, NOWAIT_LOCK)
@@ -291,12 +291,12 @@ cdef class _Endpoint:
 
         1 when taken, 0 when the deadline passed first.  Never a blocking lock call:
         a few yields first (claims hold the lock for microseconds), then sleeps of
-        1-10 ms in poll() on the wake-up pipe, so close() and timeouts still work
+        25 us to 2 ms in ppoll() on the wake-up pipe, so close() and timeouts still work
         while another process holds the lock through a large message.
         """
-        cdef int r, err, spins = 0, ms = 0
+        cdef int r, err, spins = 0
+        cdef long us = 0
         cdef double left
-        cdef px.pollfd pfd
         while True:
             with nogil:
                 if ofd:
@@ -319,15 +319,14 @@ cdef class _Endpoint:
                 with nogil:
                     px.sched_yield()
                 continue
-            ms = 1 if ms == 0 else min(ms * 2, 10)
+            # The holder is descheduled (more processes than cores) or receiving a
+            # large message: sleep 25 us doubling to 2 ms, woken early by close().
+            us = 25 if us == 0 else min(us * 2, 2000)
             if deadline >= 0:
                 left = deadline - monotonic()
-                ms = max(1, min(ms, <int>ceil(left * 1000.0)))
-            pfd.fd = self.wake_r
-            pfd.events = px.POLLIN
-            pfd.revents = 0
+                us = max(1, min(us, <int>(left * 1e6) + 1))
             with nogil:
-                r = px.poll(&pfd, 1, ms)
+                r = px.fastfifo_sleep_on(self.wake_r, us)
             if r > 0:
                 self._raise_closed()
 
@@ -361,6 +360,8 @@ cdef class WriterCore(_Endpoint):
     cdef int lock_fd
     cdef bint lock_ofd
     cdef char *scratch
+    cdef bint buffered        # put() packs into scratch; flush() (or a full scratch) writes
+    cdef Py_ssize_t pend_bytes, pend_msgs
 
     def __cinit__(self, *args, **kwargs):
         self.lock_fd = -1
@@ -375,7 +376,9 @@ cdef class WriterCore(_Endpoint):
         _Endpoint._close_fds(self)
 
     def _configure(self, int fd, path, int framing, Py_ssize_t atomic, bint guard_sigpipe,
-                   Py_ssize_t max_message_size, int lock_fd, bint lock_ofd):
+                   Py_ssize_t max_message_size, int lock_fd, bint lock_ofd,
+                   bint buffered=False):
+        self.buffered = buffered
         self.scratch = <char *>malloc(atomic)
         if self.scratch == NULL:
             raise MemoryError()
@@ -482,7 +485,9 @@ cdef class WriterCore(_Endpoint):
 
         A message up to ``max_atomic_message`` bytes goes out in one atomic
         write; a larger one (frames framing, up to ``max_message_size``) as
-        fragments under the writers' lock.
+        fragments under the writers' lock.  With ``buffered=True`` small
+        messages are packed into the Writer's buffer and written, a full atomic
+        write at a time, when it fills or on ``flush()``/``close()``.
 
         Parameters
         ----------
@@ -495,7 +500,7 @@ cdef class WriterCore(_Endpoint):
         Raises
         ------
         Full
-            The pipe stayed full until the timeout; the message was not delivered.
+            The pipe stayed full until the timeout; this message was not taken.
         MessageTooLargeError
             Larger than ``max_message_size`` (or, in lines framing, than one atomic
             write); nothing was written.
@@ -506,24 +511,79 @@ cdef class WriterCore(_Endpoint):
         """
         cdef Py_buffer view
         cdef double deadline = to_deadline(timeout)
-        cdef Py_ssize_t total
+        if PyBytes_CheckExact(data):
+            self._put(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), deadline, timeout)
+            return
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            total = self._frame_size(<char *>view.buf, view.len, -1)
-            if not self._enter(deadline):
-                raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
-            try:
-                if total == 0:
-                    self._write_large(<char *>view.buf, view.len, deadline, timeout)
-                    return
-                self._encode(self.scratch, <char *>view.buf, view.len)
+            self._put(<char *>view.buf, view.len, deadline, timeout)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef int _put(self, const char *p, Py_ssize_t n, double deadline, timeout) except -1:
+        cdef Py_ssize_t total = self._frame_size(p, n, -1)
+        if not self._enter(deadline):
+            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+        try:
+            if total == 0:
+                if self.pend_bytes and not self._flush(deadline):
+                    raise Full(self._pending_message(timeout))
+                self._write_large(p, n, deadline, timeout)
+            elif self.buffered:
+                if self.pend_bytes + total > self.atomic:
+                    if not self._flush(deadline):
+                        raise Full(self._pending_message(timeout))
+                self.pend_bytes += self._encode(self.scratch + self.pend_bytes, p, n)
+                self.pend_msgs += 1
+            else:
+                self._encode(self.scratch, p, n)
                 if not self._write(self.scratch, total, deadline):
                     raise Full(f"{self.path!r}: the pipe stayed full for {timeout} s "
                                f"(the reader is not keeping up); nothing was written", 0)
-            finally:
-                self._leave()
         finally:
-            PyBuffer_Release(&view)
+            self._leave()
+        return 0
+
+    cdef int _flush(self, double deadline) except -1:
+        """Write the buffered messages (one atomic write); 1 when done, 0 on timeout."""
+        if self.pend_bytes and not self._write(self.scratch, self.pend_bytes, deadline):
+            return 0
+        self.pend_bytes = self.pend_msgs = 0
+        return 1
+
+    def _pending_message(self, timeout):
+        return (f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
+                f"keeping up); {self.pend_msgs} earlier messages are still buffered and "
+                f"this one was not taken")
+
+    def flush(self, timeout=None):
+        """Write the messages ``put()`` buffered (``buffered=True``); a no-op otherwise.
+
+        Raises
+        ------
+        Full
+            The pipe stayed full until the timeout; the messages stay buffered.
+        BrokenPipeError, ClosedError
+            As for ``put``.
+        """
+        cdef double deadline = to_deadline(timeout)
+        if not self._enter(deadline):
+            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+        try:
+            if not self._flush(deadline):
+                raise Full(f"{self.path!r}: the pipe stayed full for {timeout} s; "
+                           f"{self.pend_msgs} messages are still buffered", 0)
+        finally:
+            self._leave()
+
+    @property
+    def pending(self):
+        """Messages buffered by ``put()`` and not yet written (``buffered=True``)."""
+        return self.pend_msgs
+
+    def _after_fork_in_child(self):
+        """After fork(): buffered messages are the parent's to send, never sent twice."""
+        self.pend_bytes = self.pend_msgs = 0
 
     def put_many(self, messages, timeout=None):
         """Write many messages, packed into as few atomic writes as possible.
@@ -565,6 +625,8 @@ cdef class WriterCore(_Endpoint):
         if not self._enter(deadline):
             raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s", 0)
         try:
+            if self.pend_bytes and not self._flush(deadline):
+                raise Full(self._pending_message(timeout), 0)
             for i in range(n):
                 item = seq[i]
                 if PyBytes_CheckExact(item):
@@ -609,6 +671,33 @@ cdef class WriterCore(_Endpoint):
 
 # ---------------------------------------------------------------- reader
 
+cdef class _Chunk:
+    """A receive buffer that counts its exports (read-only views handed to users).
+
+    While any view is alive the Reader never moves, reuses or frees these bytes:
+    it switches to a fresh chunk instead, and this one is freed with its last view.
+    """
+    cdef char *data
+    cdef Py_ssize_t size
+    cdef Py_ssize_t exports
+
+    def __cinit__(self, Py_ssize_t size):
+        self.data = <char *>malloc(size)
+        if self.data == NULL:
+            raise MemoryError()
+        self.size = size
+
+    def __dealloc__(self):
+        free(self.data)
+
+    def __getbuffer__(self, Py_buffer *view, int flags):
+        PyBuffer_FillInfo(view, self, self.data, self.size, 1, flags)
+        self.exports += 1
+
+    def __releasebuffer__(self, Py_buffer *view):
+        self.exports -= 1
+
+
 cdef class ReaderCore(_Endpoint):
     """Reads into one growing buffer and cuts whole messages out of it.
 
@@ -621,8 +710,12 @@ cdef class ReaderCore(_Endpoint):
     """
     cdef int framing
     cdef bint stop_at_eof
+    cdef _Chunk chunk         # owns buf; replaced (not overwritten) while views are alive
     cdef char *buf
     cdef Py_ssize_t cap, start, end, need
+    cdef bint want_views      # inside get_many_views(): hand out views, not copies
+    cdef object view_base     # a memoryview of view_chunk, made at the first view
+    cdef _Chunk view_chunk
     cdef Py_ssize_t maxmsg
     cdef Py_ssize_t discard   # bytes of an oversized frame still to skip
     cdef bint skip_line       # lines: dropping the rest of an overlong line
@@ -646,16 +739,11 @@ cdef class ReaderCore(_Endpoint):
         self.rlock_fd = self.wlock_fd = self.peek_r = self.peek_w = self.null_fd = -1
         self.late_warnings = []
 
-    def __dealloc__(self):
-        free(self.buf)
-
     def _configure(self, int fd, path, int framing, Py_ssize_t max_message_size,
                    Py_ssize_t buffer_size, bint stop_at_eof, int wlock_fd=-1,
                    bint wlock_ofd=True):
-        self.cap = max(buffer_size, 4096)
-        self.buf = <char *>malloc(self.cap)
-        if self.buf == NULL:
-            raise MemoryError()
+        self.chunk = _Chunk(max(buffer_size, 4096))
+        self.buf, self.cap = self.chunk.data, self.chunk.size
         self.framing, self.maxmsg, self.stop_at_eof = framing, max_message_size, stop_at_eof
         self.wlock_fd = fd if wlock_fd < 0 else wlock_fd
         self.wlock_ofd = wlock_ofd
@@ -749,6 +837,8 @@ cdef class ReaderCore(_Endpoint):
                         return None
                     self.start += HEADER + length
                     status[0] = GOT
+                    if self.want_views:
+                        return self._view(self.start - length, length)
                     return PyBytes_FromStringAndSize(<const char *>p + HEADER, length)
                 # A fragment is one atomic write: never larger than a pipe page.
                 if length > 65536 or (kind == KIND_FIRST and length < 8):
@@ -789,7 +879,15 @@ cdef class ReaderCore(_Endpoint):
                 return None
             self.start += n + 1
             status[0] = GOT
+            if self.want_views:
+                return self._view(self.start - n - 1, n)
             return PyBytes_FromStringAndSize(<const char *>p, n)
+
+    cdef object _view(self, Py_ssize_t offset, Py_ssize_t length):
+        if self.view_chunk is not self.chunk:
+            self.view_base = memoryview(self.chunk)
+            self.view_chunk = self.chunk
+        return self.view_base[offset:offset + length]
 
     cdef object _fragment(self, int kind, const uint8_t *data, uint32_t length):
         """Fold one fragment into the message being reassembled; the message when complete."""
@@ -910,6 +1008,12 @@ cdef class ReaderCore(_Endpoint):
     cdef int _make_room(self, Py_ssize_t want) except -1:
         """Room for ``want`` more bytes after ``end`` (compacting first, growing if needed)."""
         cdef Py_ssize_t live = self.end - self.start
+        if self.chunk.exports:
+            # Views point below ``start``: append after ``end`` while there is room,
+            # and move to a fresh chunk only when the bytes would have to move.
+            if self.cap - self.end < want:
+                self._new_chunk(max(self.cap, live + want))
+            return 0
         if live == 0:
             self.start = self.end = 0
         elif self.start and self.cap - self.end < want:
@@ -919,10 +1023,23 @@ cdef class ReaderCore(_Endpoint):
             self._grow(self.end + want)
         return 0
 
+    cdef int _new_chunk(self, Py_ssize_t size) except -1:
+        """Move the unparsed bytes to a fresh chunk; the old one lives on with its views."""
+        cdef Py_ssize_t live = self.end - self.start
+        cdef _Chunk fresh = _Chunk(max(size, live))
+        memcpy(fresh.data, self.buf + self.start, live)
+        self.chunk, self.buf, self.cap = fresh, fresh.data, fresh.size
+        self.start, self.end = 0, live
+        return 0
+
     cdef int _grow(self, Py_ssize_t size) except -1:
-        cdef char *nb = <char *>realloc(self.buf, size)
+        cdef char *nb
+        if self.chunk.exports:
+            return self._new_chunk(size)
+        nb = <char *>realloc(self.chunk.data, size)
         if nb == NULL:
             raise MemoryError()
+        self.chunk.data, self.chunk.size = nb, size
         self.buf, self.cap = nb, size
         return 0
 
@@ -1014,14 +1131,19 @@ cdef class ReaderCore(_Endpoint):
     cdef int _fill_shared(self, double deadline) except -2:
         """Claim whole messages from a FIFO that other readers share; as _fill."""
         cdef int r, rev
+        cdef bint first = True
         while True:
             if not self.locked:
-                rev = self._wait(px.POLLIN, deadline)
-                if rev == 0:
-                    return 0
-                if not self._lock_wait(self.rlock_fd, False, deadline):
-                    return 0
+                # Optimistically try the lock and a claim first: when messages are
+                # waiting that saves the poll() a blocked reader needs.
+                if not (first and px.flock(self.rlock_fd, px.LOCK_EX | px.LOCK_NB) == 0):
+                    rev = self._wait(px.POLLIN, deadline)
+                    if rev == 0:
+                        return 0
+                    if not self._lock_wait(self.rlock_fd, False, deadline):
+                        return 0
                 self.locked = True
+            first = False
             try:
                 r = self._claim_tee() if self.use_tee else self._claim_exact()
             except BaseException:
@@ -1079,31 +1201,42 @@ cdef class ReaderCore(_Endpoint):
         """Under the lock: 1 claimed, 0 pipe empty, -1 end of stream, -2 head incomplete."""
         cdef Py_ssize_t n, got, k, r
         cdef int err
-        cdef bint in_msg = self.in_msg
-        self._make_room(self.window)
-        with nogil:
-            n = px.fastfifo_tee(self.fd, self.peek_w, self.window)
-            err = errno
-        if n < 0:
-            if err == EAGAIN:
-                return 0
-            if err == EINTR:
-                PyErr_CheckSignals()
-                return 0
-            raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
-        if n == 0:
-            return -1
-        got = 0
-        while got < n:  # drain the private pipe: it holds exactly the n bytes tee made
+        cdef bint in_msg
+        # Peek only about what this claim can take: every copy out of the peek pipe
+        # is paid per claim.  One atomic write (<= PIPE_BUF) always holds a whole
+        # frame, so 4 KiB per message wanted is enough to start; widen if it is not.
+        cdef Py_ssize_t win = min(self.window, self.claim_max * 4096)
+        while True:
+            in_msg = self.in_msg
+            self._make_room(win)
             with nogil:
-                r = read(self.peek_r, self.buf + self.end + got, n - got)
+                n = px.fastfifo_tee(self.fd, self.peek_w, win)
                 err = errno
-            if r <= 0:
-                if r < 0 and err == EINTR:
-                    continue
-                raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)", self.path)
-            got += r
-        k = self._claim_size(<const uint8_t *>self.buf + self.end, n, &in_msg)
+            if n < 0:
+                if err == EAGAIN:
+                    return 0
+                if err == EINTR:
+                    PyErr_CheckSignals()
+                    return 0
+                raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
+            if n == 0:
+                return -1
+            got = 0
+            while got < n:  # drain the private pipe: it holds exactly the n bytes tee made
+                with nogil:
+                    r = read(self.peek_r, self.buf + self.end + got, n - got)
+                    err = errno
+                if r <= 0:
+                    if r < 0 and err == EINTR:
+                        continue
+                    raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)",
+                                  self.path)
+                got += r
+            k = self._claim_size(<const uint8_t *>self.buf + self.end, n, &in_msg)
+            if k == 0 and n == win and win < self.window:
+                win = min(self.window, win * 4)
+                continue
+            break
         if k == 0:
             return -2
         got = 0
@@ -1307,6 +1440,21 @@ cdef class ReaderCore(_Endpoint):
             As for ``get``; an error found after some messages were collected is
             raised by the next call instead, so no message is lost to it.
         """
+        return self._get_many(max_messages, timeout, False)
+
+    def get_many_views(self, Py_ssize_t max_messages=1000, timeout=None):
+        """As ``get_many``, but each message is a read-only memoryview, not a copy.
+
+        The views point into the Reader's receive buffer.  They stay valid and
+        unchanged for as long as you keep them: while any is alive the Reader
+        reads into a fresh buffer instead of reusing that one (which is freed
+        with its last view).  Drop them to let the Reader reuse its buffer; keep
+        ``bytes(view)`` of what you need longer.  (A message that arrived in
+        fragments is a view of its own bytes object.)
+        """
+        return self._get_many(max_messages, timeout, True)
+
+    cdef list _get_many(self, Py_ssize_t max_messages, timeout, bint views):
         cdef double deadline = to_deadline(timeout)
         cdef int status = NEED, r
         cdef bint read_more = True
@@ -1317,12 +1465,14 @@ cdef class ReaderCore(_Endpoint):
             raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
         try:
             self.claim_max = max_messages
+            self.want_views = views
             while True:
                 while len(out) < max_messages:
                     msg = self._take(&status)
                     if status != GOT:
                         break
-                    out.append(msg)
+                    out.append(msg if not views or type(msg) is not bytes
+                               else memoryview(msg))
                 if len(out) >= max_messages:
                     return out
                 if out:
@@ -1341,8 +1491,12 @@ cdef class ReaderCore(_Endpoint):
                 if r == 0:
                     raise Empty(f"{self.path!r}: no message within {timeout} s")
                 if r < 0:
-                    return [self._end_of_stream()]
+                    msg = self._end_of_stream()
+                    return [memoryview(msg) if views else msg]
         finally:
+            self.want_views = False
+            self.view_base = None
+            self.view_chunk = None
             self._leave()
 
     def __iter__(self):

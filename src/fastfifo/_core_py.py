@@ -270,7 +270,11 @@ class WriterCore(_Endpoint):
         max_message_size: int,
         lock_fd: int,
         lock_ofd: bool,
+        buffered: bool = False,
     ) -> None:
+        self._buffered = buffered
+        self._pend: list[bytes] = []
+        self._pend_bytes = 0
         self._framing, self._atomic, self._guard = framing, atomic, guard_sigpipe
         self._maxmsg, self._lock_fd, self._lock_ofd = max_message_size, lock_fd, lock_ofd
         self._overhead = HEADER if framing == FRAMES else 1
@@ -381,7 +385,14 @@ class WriterCore(_Endpoint):
             raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
         try:
             if total == 0:
+                if self._pend and not self._flush(deadline):
+                    raise Full(self._pending_message(timeout))
                 self._write_large(view, deadline, timeout)
+            elif self._buffered:
+                if self._pend_bytes + total > self._atomic and not self._flush(deadline):
+                    raise Full(self._pending_message(timeout))
+                self._pend.append(self._encode(view))
+                self._pend_bytes += total
             elif not self._write(self._encode(view), deadline):
                 raise Full(
                     f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
@@ -390,6 +401,43 @@ class WriterCore(_Endpoint):
                 )
         finally:
             self._leave()
+
+    def _flush(self, deadline: float | None) -> bool:
+        if self._pend and not self._write(b"".join(self._pend), deadline):
+            return False
+        self._pend, self._pend_bytes = [], 0
+        return True
+
+    def _pending_message(self, timeout: float | None) -> str:
+        return (
+            f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not keeping "
+            f"up); {len(self._pend)} earlier messages are still buffered and this one was not "
+            "taken"
+        )
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Write the messages ``put()`` buffered (``buffered=True``); a no-op otherwise."""
+        deadline = _to_deadline(timeout)
+        if not self._enter(deadline):
+            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+        try:
+            if not self._flush(deadline):
+                raise Full(
+                    f"{self.path!r}: the pipe stayed full for {timeout} s; {len(self._pend)} "
+                    "messages are still buffered",
+                    0,
+                )
+        finally:
+            self._leave()
+
+    @property
+    def pending(self) -> int:
+        """Messages buffered by ``put()`` and not yet written (``buffered=True``)."""
+        return len(self._pend)
+
+    def _after_fork_in_child(self) -> None:
+        """After fork(): buffered messages are the parent's to send, never sent twice."""
+        self._pend, self._pend_bytes = [], 0
 
     def put_many(self, messages: Iterable[Any], timeout: float | None = None) -> None:
         """Write many messages, packed into as few atomic writes as possible."""
@@ -402,6 +450,8 @@ class WriterCore(_Endpoint):
         if not self._enter(deadline):
             raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s", 0)
         try:
+            if self._pend and not self._flush(deadline):
+                raise Full(self._pending_message(timeout), 0)
             chunk: list[bytes] = []
             used = pending = sent = 0
             for v, size in zip(views, sizes):
@@ -804,18 +854,25 @@ class ReaderCore(_Endpoint):
 
     def _claim_tee(self) -> int:
         """Under the lock: 1 claimed, 0 pipe empty, -1 end of stream, -2 head incomplete."""
-        try:
-            n = _tee(self._fd, self._peek_w, self._window)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EINTR):
-                return 0
-            raise OSError(e.errno, f"{e.strerror} (peeking with tee)", self.path) from None
-        if n == 0:
-            return -1
-        peeked = bytearray()
-        while len(peeked) < n:
-            peeked += os.read(self._peek_r, n - len(peeked))
-        k, in_msg = self._claim_size(peeked)
+        # See _core.pyx: peek about what this claim can take, widen if it is not enough.
+        win = min(self._window, self._claim_max * 4096)
+        while True:
+            try:
+                n = _tee(self._fd, self._peek_w, win)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EINTR):
+                    return 0
+                raise OSError(e.errno, f"{e.strerror} (peeking with tee)", self.path) from None
+            if n == 0:
+                return -1
+            peeked = bytearray()
+            while len(peeked) < n:
+                peeked += os.read(self._peek_r, n - len(peeked))
+            k, in_msg = self._claim_size(peeked)
+            if k == 0 and n == win and win < self._window:
+                win = min(self._window, win * 4)
+                continue
+            break
         if k == 0:
             return -2
         got = 0
@@ -993,6 +1050,12 @@ class ReaderCore(_Endpoint):
                     return [self._end_of_stream()]
         finally:
             self._leave()
+
+    def get_many_views(
+        self, max_messages: int = 1000, timeout: float | None = None
+    ) -> list[memoryview]:
+        """As ``get_many``, as read-only memoryviews (here: of each message's own bytes)."""
+        return [memoryview(m) for m in self.get_many(max_messages, timeout)]
 
     def __iter__(self) -> ReaderCore:
         return self

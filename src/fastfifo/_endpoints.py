@@ -52,12 +52,19 @@ def _framing_code(framing: str) -> int:
 _live_readers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def _close_inherited_readers() -> None:
+# Buffered writers alive in this process: after fork() the child drops its copy of the
+# buffer, so a message is never sent by both parent and child.
+_buffered_writers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
     for reader in list(_live_readers):
         reader._after_fork_in_child()
+    for writer in list(_buffered_writers):
+        writer._after_fork_in_child()
 
 
-os.register_at_fork(after_in_child=_close_inherited_readers)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _writer_lock(path: str, fd: int) -> tuple[int, bool]:
@@ -95,6 +102,12 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             Largest message ``put`` accepts (default 64 MiB, as the Reader's).
             Messages above ``max_atomic_message`` go out as fragments under the
             writers' lock (frames framing only).
+        buffered : bool
+            ``put`` packs messages into a buffer of one atomic write and writes it
+            when full, on ``flush()``, and on ``close()``/leaving the ``with``
+            block.  Many times faster for small messages in hot loops; buffered
+            messages wait (and die with the process) until then.  After
+            ``fork()`` the child's copy of the buffer is dropped, never sent twice.
         pipe_size : int or None
             Pipe capacity to ask the kernel for (Linux; default 1 MiB, None keeps it).
         strict_permissions : bool
@@ -113,6 +126,7 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             pipe_size: int | None = DEFAULT_PIPE_SIZE,
             strict_permissions: bool = True,
             create: bool = False,
+            buffered: bool = False,
         ) -> None:
             super().__init__()
             p = os.fspath(path)
@@ -127,7 +141,7 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
                 self.pipe_size = set_pipe_size(fd, pipe_size)
                 lock_fd, ofd = _writer_lock(p, fd)
                 self._configure(fd, p, code, PIPE_BUF, core.sigpipe_is_default(),
-                                max_message_size, lock_fd, ofd)
+                                max_message_size, lock_fd, ofd, buffered)
             except BaseException:
                 os.close(fd)
                 if lock_fd not in (-1, fd):
@@ -135,6 +149,21 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
                 raise
             self.framing = framing
             self.max_message_size = max_message_size
+            self.buffered = buffered
+            if buffered:
+                _buffered_writers.add(self)
+
+        def close(self) -> None:
+            """Flush buffered messages (waiting for room as needed), then close; idempotent.
+
+            If the flush fails (no reader any more, or another thread closed the
+            Writer meanwhile) the Writer is still closed and the error is raised.
+            """
+            try:
+                if self.buffered and not self.closed and self.pending:
+                    self.flush()
+            finally:
+                super().close()
 
         def __repr__(self) -> str:
             state = "closed" if self.closed else f"fd={self.fileno()}"

@@ -4,6 +4,14 @@
 
 from posix.types cimport sigset_t
 
+cdef extern from "<time.h>" nogil:
+    struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec *ts)
+    enum:
+        CLOCK_MONOTONIC
+
 cdef extern from "<poll.h>" nogil:
     ctypedef unsigned long nfds_t
     struct pollfd:
@@ -17,14 +25,6 @@ cdef extern from "<poll.h>" nogil:
         POLLERR
         POLLHUP
         POLLNVAL
-
-cdef extern from "<time.h>" nogil:
-    struct timespec:
-        long tv_sec
-        long tv_nsec
-    int clock_gettime(int clk, timespec *ts)
-    enum:
-        CLOCK_MONOTONIC
 
 cdef extern from "<signal.h>" nogil:
     ctypedef struct siginfo_t:
@@ -56,6 +56,20 @@ cdef extern from *:
        thread.  macOS has no sigtimedwait(): there sigpending() says whether one is
        queued and sigwait() takes it without blocking.  (macOS writers also set
        F_SETNOSIGPIPE on the fd, so this is a second line of defence there.) */
+    /* Sleep up to `us` microseconds or until `fd` is readable (1), 0 on timeout. Linux
+       has ppoll() with a timespec; elsewhere poll() rounds up to whole milliseconds. */
+    #include <poll.h>
+    static int fastfifo_sleep_on(int fd, long us) {
+        struct pollfd p;
+        p.fd = fd; p.events = POLLIN; p.revents = 0;
+    #if defined(__linux__)
+        struct timespec ts;
+        ts.tv_sec = us / 1000000; ts.tv_nsec = (us % 1000000) * 1000;
+        return ppoll(&p, 1, &ts, NULL);
+    #else
+        return poll(&p, 1, (int)((us + 999) / 1000));
+    #endif
+    }
     static void fastfifo_consume_sigpipe(void) {
         sigset_t only;
         sigemptyset(&only);
@@ -72,6 +86,7 @@ cdef extern from *:
     }
     """
     void fastfifo_consume_sigpipe() nogil
+    int fastfifo_sleep_on(int fd, long us) nogil
 
 cdef extern from "<sys/file.h>" nogil:
     int flock(int fd, int operation)

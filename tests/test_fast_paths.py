@@ -1,0 +1,125 @@
+"""Buffered writers, zero-copy batch receive: fast, and still whole, once, in order."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+
+import pytest
+
+import fastfifo
+
+
+def test_buffered_put_packs_and_flush_sends(ff, fifo):
+    with ff.Reader(fifo) as r, ff.Writer(fifo, buffered=True) as w:
+        w.put(b"one")
+        w.put(b"two")
+        assert w.pending == 2
+        with pytest.raises(fastfifo.Empty):
+            r.get(timeout=0)  # buffered: nothing written yet
+        w.flush()
+        assert w.pending == 0
+        assert r.get_many(timeout=5) == [b"one", b"two"]
+
+
+def test_buffered_writer_writes_when_a_page_fills_and_on_close(ff, fifo):
+    msgs = [b"%05d" % i + b"." * 95 for i in range(1000)]
+    with ff.Reader(fifo) as r:
+        w = ff.Writer(fifo, buffered=True)
+        for m in msgs:
+            w.put(m)
+        assert 0 < w.pending < fastfifo.PIPE_BUF // 100  # everything else went out
+        w.close()  # flushes the rest
+        got = []
+        while len(got) < len(msgs):
+            got += r.get_many(timeout=5)
+    assert got == msgs
+
+
+def test_buffered_writer_mixes_with_large_messages_and_put_many_in_order(ff, fifo):
+    big = os.urandom(300_000)
+    with ff.Reader(fifo) as r:
+        with ff.Writer(fifo, buffered=True) as w:
+            w.put(b"a")
+            w.put_many([b"b", b"c"])  # flushes "a" first
+            w.put(b"d")
+            sender = threading.Thread(target=w.put, args=(big,))  # flushes "d" first
+            sender.start()
+            got = []
+            while len(got) < 5:
+                got += r.get_many(timeout=5)
+            sender.join(10)
+            w.put(b"e")
+        assert got == [b"a", b"b", b"c", b"d", big]
+        assert r.get(timeout=5) == b"e"  # leaving the with block flushed it
+
+
+def test_fork_never_sends_buffered_messages_twice(ff, fifo):
+    with ff.Reader(fifo) as r:
+        w = ff.Writer(fifo, buffered=True)
+        w.put(b"parent's")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                w.put(b"child's")
+                w.flush()
+            finally:
+                os._exit(0 if w.pending == 0 else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        w.close()
+        got = []
+        while True:
+            try:
+                got += r.get_many(timeout=0.2)
+            except fastfifo.Empty:
+                break
+    assert sorted(got) == [b"child's", b"parent's"]
+
+
+def test_views_are_zero_copy_and_never_overwritten(ff, fifo):
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+        first = [b"A%03d" % i * 10 for i in range(300)]
+        w.put_many(first)
+        views = []
+        while len(views) < len(first):
+            views += r.get_many_views(max_messages=100, timeout=5)
+        assert all(isinstance(v, memoryview) and v.readonly for v in views)
+        # Much more traffic: the reader must not reuse the bytes our views point to.
+        for _ in range(20):
+            w.put_many([b"B" * 4000] * 200)
+            while True:
+                try:
+                    r.get_many_views(timeout=0)
+                except fastfifo.Empty:
+                    break
+        assert [bytes(v) for v in views] == first
+        if ff.name == "cython":
+            assert views[1].obj is views[0].obj  # one buffer behind them: no copies
+        with pytest.raises(TypeError):
+            views[0][0] = 0  # read-only
+
+
+def test_views_release_lets_the_reader_reuse_its_buffer(ff, fifo):
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+        w.put_many([b"x" * 50] * 10)
+        views = r.get_many_views(timeout=5)
+        owner = views[0].obj
+        del views
+        gc.collect()
+        w.put_many([b"y" * 50] * 10)
+        again = r.get_many_views(timeout=5)
+        assert [bytes(v) for v in again] == [b"y" * 50] * 10
+        if ff.name == "cython":
+            assert again[0].obj is owner  # reused, not reallocated
+
+
+def test_views_from_shared_readers_and_lines(ff, fifo):
+    with ff.Reader(fifo, shared=True, framing="lines") as r:
+        with ff.Writer(fifo, framing="lines") as w:
+            w.put_many([b"l1", b"l2", b"l3"])
+        got = []
+        while len(got) < 3:
+            got += [bytes(v) for v in r.get_many_views(max_messages=2, timeout=5)]
+    assert got == [b"l1", b"l2", b"l3"]
