@@ -78,48 +78,60 @@ def test_fork_never_sends_buffered_messages_twice(ff, fifo):
     assert sorted(got) == [b"child's", b"parent's"]
 
 
-def test_views_are_zero_copy_and_never_overwritten(ff, fifo):
+def test_batches_are_zero_copy_and_never_overwritten(ff, fifo):
     with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
         first = [b"A%03d" % i * 10 for i in range(300)]
         w.put_many(first)
-        views = []
-        while len(views) < len(first):
-            views += r.get_many_views(max_messages=100, timeout=5)
+        batches = []
+        while sum(len(b) for b in batches) < len(first):
+            batches.append(r.get_batch(max_messages=100, timeout=5))
+        views = [v for b in batches for v in b]
         assert all(isinstance(v, memoryview) and v.readonly for v in views)
-        # Much more traffic: the reader must not reuse the bytes our views point to.
+        # Much more traffic: the reader must not reuse the bytes our batches point to.
         for _ in range(20):
             w.put_many([b"B" * 4000] * 200)
             while True:
                 try:
-                    r.get_many_views(timeout=0)
+                    r.get_batch(timeout=0)
                 except fastfifo.Empty:
                     break
         assert [bytes(v) for v in views] == first
+        assert [m for b in batches for m in b.tolist()] == first
+        assert bytes(batches[0][-1]) == first[len(batches[0]) - 1]
         if ff.name == "cython":
             assert views[1].obj is views[0].obj  # one buffer behind them: no copies
         with pytest.raises(TypeError):
             views[0][0] = 0  # read-only
+        with pytest.raises(IndexError):
+            batches[0][len(batches[0])]
 
 
-def test_views_release_lets_the_reader_reuse_its_buffer(ff, fifo):
+def test_dropping_batches_lets_the_reader_reuse_its_buffer(ff, fifo):
     with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
         w.put_many([b"x" * 50] * 10)
-        views = r.get_many_views(timeout=5)
-        owner = views[0].obj
-        del views
+        batch = r.get_batch(timeout=5)
+        owner = batch[0].obj
+        del batch
         gc.collect()
         w.put_many([b"y" * 50] * 10)
-        again = r.get_many_views(timeout=5)
-        assert [bytes(v) for v in again] == [b"y" * 50] * 10
+        again = r.get_batch(timeout=5)
+        assert again.tolist() == [b"y" * 50] * 10
         if ff.name == "cython":
             assert again[0].obj is owner  # reused, not reallocated
 
 
-def test_views_from_shared_readers_and_lines(ff, fifo):
+def test_batches_with_large_messages_shared_readers_and_lines(ff, fifo):
+    big = os.urandom(100_000)
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+        w.put_many([b"s1", big, b"s2"])
+        got = []
+        while len(got) < 3:
+            got += r.get_batch(timeout=5).tolist()
+        assert got == [b"s1", big, b"s2"]
     with ff.Reader(fifo, shared=True, framing="lines") as r:
         with ff.Writer(fifo, framing="lines") as w:
             w.put_many([b"l1", b"l2", b"l3"])
         got = []
         while len(got) < 3:
-            got += [bytes(v) for v in r.get_many_views(max_messages=2, timeout=5)]
+            got += [bytes(v) for v in r.get_batch(max_messages=2, timeout=5)]
     assert got == [b"l1", b"l2", b"l3"]

@@ -213,5 +213,51 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def have_matplotlib() -> bool:
+    """Whether ``plot()`` can work here (matplotlib is an optional extra)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def plot(report: dict[str, Any], path: str) -> None:
+    """Draw msg/s per row (median, with the min-max range of the runs) into a PNG at ``path``."""
+    import matplotlib  # type: ignore[import-not-found,unused-ignore]
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
+
+    rows = report["results"]
+    labels = [r["row"].replace(", ", ",\n", 1) for r in rows]
+    med = [r["msg_per_s"] / 1e6 for r in rows]
+    lo = [(r["msg_per_s"] - r["min"]) / 1e6 for r in rows]
+    hi = [(r["max"] - r["msg_per_s"]) / 1e6 for r in rows]
+    colors = ["tab:blue" if r["row"].startswith("fastfifo") else "tab:gray" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 1.1 + 0.8 * len(rows)))
+    try:
+        y = list(range(len(rows)))[::-1]
+        ax.barh(y, med, xerr=[lo, hi], color=colors, capsize=4)
+        ax.set_yticks(y, labels)
+        for yi, m, r in zip(y, med, rows):
+            note = "" if r["delivery"] == "ok" else f"  {r['delivery']}"
+            ax.text(m, yi, f"  {m:,.2f}M{note}", va="bottom", fontsize=9)
+        ax.set_xlabel("million messages per second (median; bars show min-max of the runs)")
+        m = report["machine"]
+        ax.set_title(
+            f"fastfifo bench: 1 -> 1, {report['count']:,} x {report['size']} B, "
+            f"{report['repeat']} runs per row\nfastfifo {m['fastfifo']} ({m['backend']}), "
+            f"Python {m['python']}, {m['os']}, {m['cores']} cores",
+            fontsize=10,
+        )
+        ax.set_xlim(0, max(med[i] + hi[i] for i in range(len(rows))) * 1.25 or 1)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+
+
 if __name__ == "__main__":  # pragma: no cover
     print(format_table(run(progress=lambda s: print(s, file=sys.stderr))))

@@ -698,6 +698,92 @@ cdef class _Chunk:
         self.exports -= 1
 
 
+cdef class MessageBatch:
+    """Messages from ``Reader.get_batch()``, received without copying them.
+
+    ``batch[i]`` and iteration give read-only memoryviews into the Reader's
+    receive buffer, made only when asked for.  The bytes stay valid and unchanged
+    while the batch (or any view from it) is alive: the Reader reads into a fresh
+    buffer meanwhile.  ``tolist()`` copies them out as bytes.
+    """
+    cdef _Chunk chunk
+    cdef Py_ssize_t n, room
+    cdef Py_ssize_t *offs
+    cdef Py_ssize_t *lens
+    cdef dict whole           # index -> bytes for messages that arrived in fragments
+    cdef object base
+
+    def __dealloc__(self):
+        free(self.offs)
+        free(self.lens)
+        if self.chunk is not None:
+            self.chunk.exports -= 1
+
+    cdef int _reserve(self) except -1:
+        cdef Py_ssize_t *o
+        cdef Py_ssize_t *l
+        if self.n < self.room:
+            return 0
+        self.room = max(64, self.room * 2)
+        o = <Py_ssize_t *>realloc(self.offs, self.room * sizeof(Py_ssize_t))
+        if o == NULL:
+            raise MemoryError()
+        self.offs = o
+        l = <Py_ssize_t *>realloc(self.lens, self.room * sizeof(Py_ssize_t))
+        if l == NULL:
+            raise MemoryError()
+        self.lens = l
+        return 0
+
+    cdef int _add(self, _Chunk chunk, Py_ssize_t off, Py_ssize_t length) except -1:
+        if self.chunk is None:
+            self.chunk = chunk
+            chunk.exports += 1
+        elif self.chunk is not chunk:  # _get_many never lets the buffer move mid-batch
+            raise RuntimeError("fastfifo internal error: a batch spans two buffers")
+        self._reserve()
+        self.offs[self.n] = off
+        self.lens[self.n] = length
+        self.n += 1
+        return 0
+
+    cdef int _add_bytes(self, object msg) except -1:
+        if self.whole is None:
+            self.whole = {}
+        self._reserve()
+        self.whole[self.n] = msg
+        self.offs[self.n] = self.lens[self.n] = 0
+        self.n += 1
+        return 0
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, Py_ssize_t i):
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError("MessageBatch index out of range")
+        if self.whole is not None and i in self.whole:
+            return memoryview(self.whole[i])
+        if self.base is None:
+            self.base = memoryview(self.chunk)
+        return self.base[self.offs[i]:self.offs[i] + self.lens[i]]
+
+    def __iter__(self):
+        cdef Py_ssize_t i
+        for i in range(self.n):
+            yield self[i]
+
+    def tolist(self):
+        """The messages as a list of bytes (copies)."""
+        cdef Py_ssize_t i
+        return [bytes(self[i]) for i in range(self.n)]
+
+    def __repr__(self):
+        return f"<fastfifo.MessageBatch of {self.n} messages>"
+
+
 cdef class ReaderCore(_Endpoint):
     """Reads into one growing buffer and cuts whole messages out of it.
 
@@ -713,9 +799,7 @@ cdef class ReaderCore(_Endpoint):
     cdef _Chunk chunk         # owns buf; replaced (not overwritten) while views are alive
     cdef char *buf
     cdef Py_ssize_t cap, start, end, need
-    cdef bint want_views      # inside get_many_views(): hand out views, not copies
-    cdef object view_base     # a memoryview of view_chunk, made at the first view
-    cdef _Chunk view_chunk
+    cdef MessageBatch batch   # inside get_batch(): record offsets instead of copying
     cdef Py_ssize_t maxmsg
     cdef Py_ssize_t discard   # bytes of an oversized frame still to skip
     cdef bint skip_line       # lines: dropping the rest of an overlong line
@@ -837,8 +921,9 @@ cdef class ReaderCore(_Endpoint):
                         return None
                     self.start += HEADER + length
                     status[0] = GOT
-                    if self.want_views:
-                        return self._view(self.start - length, length)
+                    if self.batch is not None:
+                        self.batch._add(self.chunk, self.start - length, length)
+                        return True
                     return PyBytes_FromStringAndSize(<const char *>p + HEADER, length)
                 # A fragment is one atomic write: never larger than a pipe page.
                 if length > 65536 or (kind == KIND_FIRST and length < 8):
@@ -879,15 +964,10 @@ cdef class ReaderCore(_Endpoint):
                 return None
             self.start += n + 1
             status[0] = GOT
-            if self.want_views:
-                return self._view(self.start - n - 1, n)
+            if self.batch is not None:
+                self.batch._add(self.chunk, self.start - n - 1, n)
+                return True
             return PyBytes_FromStringAndSize(<const char *>p, n)
-
-    cdef object _view(self, Py_ssize_t offset, Py_ssize_t length):
-        if self.view_chunk is not self.chunk:
-            self.view_base = memoryview(self.chunk)
-            self.view_chunk = self.chunk
-        return self.view_base[offset:offset + length]
 
     cdef object _fragment(self, int kind, const uint8_t *data, uint32_t length):
         """Fold one fragment into the message being reassembled; the message when complete."""
@@ -1440,48 +1520,55 @@ cdef class ReaderCore(_Endpoint):
             As for ``get``; an error found after some messages were collected is
             raised by the next call instead, so no message is lost to it.
         """
-        return self._get_many(max_messages, timeout, False)
+        return self._get_many(max_messages, timeout, None)
 
-    def get_many_views(self, Py_ssize_t max_messages=1000, timeout=None):
-        """As ``get_many``, but each message is a read-only memoryview, not a copy.
+    def get_batch(self, Py_ssize_t max_messages=1000, timeout=None):
+        """As ``get_many``, but without copying: a ``MessageBatch`` of read-only views.
 
-        The views point into the Reader's receive buffer.  They stay valid and
-        unchanged for as long as you keep them: while any is alive the Reader
-        reads into a fresh buffer instead of reusing that one (which is freed
-        with its last view).  Drop them to let the Reader reuse its buffer; keep
-        ``bytes(view)`` of what you need longer.  (A message that arrived in
-        fragments is a view of its own bytes object.)
+        One object per call however many messages it holds; a view per message is
+        made only when you index or iterate.  The bytes stay valid while the batch
+        or any view from it is alive (the Reader reads into a fresh buffer
+        meanwhile); drop the batch to let the Reader reuse its buffer.
         """
-        return self._get_many(max_messages, timeout, True)
+        cdef MessageBatch batch = MessageBatch()
+        self._get_many(max_messages, timeout, batch)
+        return batch
 
-    cdef list _get_many(self, Py_ssize_t max_messages, timeout, bint views):
+    cdef list _get_many(self, Py_ssize_t max_messages, timeout, MessageBatch batch):
         cdef double deadline = to_deadline(timeout)
         cdef int status = NEED, r
         cdef bint read_more = True
         cdef list out = []
+        cdef Py_ssize_t count = 0
         if max_messages < 1:
             raise ValueError(f"max_messages must be >= 1, not {max_messages}")
         if not self._enter(deadline):
             raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
         try:
             self.claim_max = max_messages
-            self.want_views = views
+            self.batch = batch
             while True:
-                while len(out) < max_messages:
+                while count < max_messages:
                     msg = self._take(&status)
                     if status != GOT:
                         break
-                    out.append(msg if not views or type(msg) is not bytes
-                               else memoryview(msg))
-                if len(out) >= max_messages:
+                    if batch is None:
+                        out.append(msg)
+                    elif msg is not True:
+                        batch._add_bytes(msg)
+                    count += 1
+                if count >= max_messages:
                     return out
-                if out:
-                    if status < 0 or not read_more or self.shared:
+                if count:
+                    if status < 0 or not read_more or self.shared or self.drained:
+                        return out
+                    # A batch's views must all be in one chunk: read more only where
+                    # it fits after ``end``, so the buffer cannot move.
+                    if batch is not None and self.cap - self.end < 65536:
                         return out
                     read_more = False
-                    # One more read without waiting, unless the last read found the
-                    # pipe empty (then it is most likely still empty: skip the syscall).
-                    if self.drained or self._fill(0.0) <= 0:
+                    # One more read without waiting: what the writer queued meanwhile.
+                    if self._fill(0.0) <= 0:
                         return out
                     continue
                 if status < 0:
@@ -1492,11 +1579,11 @@ cdef class ReaderCore(_Endpoint):
                     raise Empty(f"{self.path!r}: no message within {timeout} s")
                 if r < 0:
                     msg = self._end_of_stream()
-                    return [memoryview(msg) if views else msg]
+                    if batch is not None:
+                        batch._add_bytes(msg)
+                    return [msg]
         finally:
-            self.want_views = False
-            self.view_base = None
-            self.view_chunk = None
+            self.batch = None
             self._leave()
 
     def __iter__(self):

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._errors import (
@@ -480,6 +480,29 @@ class WriterCore(_Endpoint):
             f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not keeping "
             f"up); the first {sent} messages were written, the rest were not"
         )
+
+
+class MessageBatch:
+    """Messages from ``Reader.get_batch()``: read-only views by index or iteration."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        self._messages = messages
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __getitem__(self, i: int) -> memoryview:
+        return memoryview(self._messages[i])
+
+    def __iter__(self) -> Iterator[memoryview]:
+        return (memoryview(m) for m in self._messages)
+
+    def tolist(self) -> list[bytes]:
+        """The messages as a list of bytes."""
+        return list(self._messages)
+
+    def __repr__(self) -> str:
+        return f"<fastfifo.MessageBatch of {len(self._messages)} messages>"
 
 
 class ReaderCore(_Endpoint):
@@ -1051,11 +1074,9 @@ class ReaderCore(_Endpoint):
         finally:
             self._leave()
 
-    def get_many_views(
-        self, max_messages: int = 1000, timeout: float | None = None
-    ) -> list[memoryview]:
-        """As ``get_many``, as read-only memoryviews (here: of each message's own bytes)."""
-        return [memoryview(m) for m in self.get_many(max_messages, timeout)]
+    def get_batch(self, max_messages: int = 1000, timeout: float | None = None) -> MessageBatch:
+        """As ``get_many``, as a ``MessageBatch`` (here each message is its own bytes)."""
+        return MessageBatch(self.get_many(max_messages, timeout))
 
     def __iter__(self) -> ReaderCore:
         return self

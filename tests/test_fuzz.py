@@ -1,0 +1,787 @@
+"""Fuzzing the frame and line decoders of both cores, through real FIFOs.
+
+The harness in this module turns any byte string into a *program*: a stream of frames,
+lines, fragments of large messages, garbage and forged headers, cut into chunks at places
+the input chooses.  Each chunk is written into one FIFO per reader *lane* (compiled or
+pure core; one reader or a shared reader) and every lane is drained with ``timeout=0``
+before the next chunk is written, so the input's chunk boundaries become read boundaries.
+
+Checks, after every call and at the end:
+
+* every program: no crash, no hang (a 2 s watchdog per call), only documented exceptions
+  (``Empty``, ``CorruptStreamError``, ``MessageTooLargeError``, ``EOFError`` once every
+  writer left, ``IncompleteMessageWarning``), progress (a bounded number of calls), the
+  receive buffer bounded by ``max_message_size`` plus a read, ``skipped_bytes`` no more
+  than the stream, and the compiled and pure cores report exactly the same events;
+* raw frames programs (garbage may hold the magic byte, headers may be forged, fragments
+  may be cut or inconsistent): every delivered message is a frame the stream really
+  contains (a whole frame's payload, or a chain of fragments that adds up to it);
+* strict frames programs (garbage never holds the magic byte, fragments are well formed)
+  and every lines program: the exact sequence of messages, too-large reports and corrupt
+  reports is predicted from the program, as are ``skipped_bytes`` and ``dropped_messages``.
+
+Where it runs: the tests below (hypothesis-generated inputs, a bounded number of
+executions, in a child process so that a crash in the extension is reported as a failure
+with the input that caused it rather than killing the session); ``fuzz/fuzz_decoder.py``
+(atheris, coverage-guided) and ``fuzz/run.sh`` for long runs.  Every crash or mis-parse
+the fuzzing found is a case in ``REGRESSIONS``.
+
+The harness lives here, not in ``fuzz/``, because the test suite is also run from an
+installed wheel with only ``tests/`` copied (``.ci/check-dist.sh``, cibuildwheel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import fastfifo
+from fastfifo import _core_py, _endpoints
+from fastfifo._endpoints import classes_for
+
+HEADER = 8
+MAGIC = 0xFA
+KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST = 0, 1, 2, 3
+#: A program stops growing its stream here: under the shared readers' 256 KiB peek window
+#: (a single frame or line larger than the window is a separate, known issue: see
+#: tests/test_hostile_env.py) and far under the 1 MiB pipes the shared lanes use.
+STREAM_CAP = 192 * 1024
+CHUNK_CAP = 160
+HANG_SECONDS = 5.0
+MAX_SIZES = [fastfifo.DEFAULT_MAX_MESSAGE_SIZE, 5000, 300, 16]
+
+PURE_ONLY = os.environ.get("FASTFIFO_NO_EXTENSIONS", "") not in ("", "0")
+
+#: lane -> (backend, shared, exact claims)
+LANES: dict[str, tuple[str, bool, bool]] = {
+    "cython": ("cython", False, False),
+    "python": ("python", False, False),
+    "cython-shared": ("cython", True, False),
+    "python-shared": ("python", True, False),
+    "cython-exact": ("cython", True, True),
+    "python-exact": ("python", True, True),
+}
+#: Lanes the CI run fuzzes.  The others hit known bugs (see KNOWN_BUGS) and are fuzzed by
+#: the xfail test below, by ``fuzz/run.sh --known-bugs`` and by FUZZ_KNOWN_BUGS=1.
+#: Shared lanes need tee() (Linux): elsewhere a shared reader claims by exact reads.
+_SHARED_OK = ["python-shared"] if _core_py.HAVE_TEE else []
+DEFAULT_LANES = ["python", *_SHARED_OK] if PURE_ONLY else ["cython", "python", *_SHARED_OK]
+KNOWN_BUG_LANES = ["python-shared", "python-exact"] + (
+    [] if PURE_ONLY else ["cython-shared", "cython-exact"]
+)
+KNOWN_BUGS = {
+    "cython-shared": "the compiled shared reader segfaults when the head of the pipe is not "
+    "a whole message yet (_claim_tee returns -2, which its `except -2` declares an error)",
+    "exact": "exact-read claims (the no-tee path) wait without a deadline for the rest of a "
+    "frame or line: get(timeout=...) hangs, holding the readers' lock",
+    "shared-overlong-line": "a shared lines reader that meets the pipe empty in the middle "
+    "of an overlong line reports it twice (MessageTooLargeError, then an "
+    "IncompleteMessageWarning; dropped_messages counts 2) and lets go of the line",
+    "shared-spin": "a shared reader in the middle of a large message whose pipe head is less "
+    "than a whole frame (stray bytes from a foreign writer) spins at 100% CPU and ignores its "
+    "timeout",
+    "shared-eof": "a shared stop_at_eof reader never reports the end of the stream while a cut "
+    "frame or an unterminated line is left in the pipe (it returns Empty for ever)",
+}
+
+
+class Finding(AssertionError):
+    """The decoder did something the contract forbids."""
+
+
+class Hang(BaseException):
+    """Raised by the watchdog inside a call that did not return in time."""
+
+
+def header(flags: int, length: int) -> bytes:
+    return _core_py.encode_header(flags & 0xFF, length & 0xFFFFFFFF)
+
+
+def frame(payload: bytes) -> bytes:
+    return header(KIND_WHOLE, len(payload)) + payload
+
+
+def fragments(data: bytes, sizes: list[int]) -> list[bytes]:
+    """A large message as FIRST, MIDDLE..., LAST frames with the given payload sizes."""
+    out, off = [], 0
+    first = min(sizes[0], max(len(data) - 1, 0))
+    out.append(header(KIND_FIRST, first + 8) + len(data).to_bytes(8, "little") + data[:first])
+    off = first
+    i = 1
+    while off < len(data) or len(out) == 1:
+        n = max(1, min(sizes[i % len(sizes)], len(data) - off))
+        kind = KIND_LAST if off + n >= len(data) else KIND_MIDDLE
+        out.append(header(kind, n) + data[off : off + n])
+        off += n
+        i += 1
+    return out
+
+
+# ---------------------------------------------------------------------------- programs
+
+
+class _Source:
+    """Reads the fuzz input front to back; past its end every byte is 0."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.i = data, 0
+
+    def left(self) -> int:
+        return len(self.data) - self.i
+
+    def byte(self) -> int:
+        if self.i < len(self.data):
+            self.i += 1
+            return self.data[self.i - 1]
+        return 0
+
+    def u16(self) -> int:
+        return self.byte() << 8 | self.byte()
+
+    def take(self, n: int) -> bytes:
+        s = self.data[self.i : self.i + n]
+        self.i += len(s)
+        return s
+
+
+@dataclass
+class Program:
+    framing: str
+    strict: bool
+    maxmsg: int
+    stop_at_eof: bool
+    style: int
+    #: The harness holds the writers' large-message lock while it writes (as a Writer
+    #: sending fragments does); without it, a reader that finds the pipe empty mid-message
+    #: rightly concludes that the writer died and drops the partial message.
+    hold_lock: bool
+    chunks: list[bytes] = field(default_factory=list)
+    #: Events a reader must report, in order ("m", payload) / ("L",) / ("C",); None when
+    #: only the invariants can be checked (raw frames programs).
+    expected: list[tuple[Any, ...]] | None = None
+    #: Events only a stop_at_eof reader reports (after every writer left).
+    expected_at_eof: list[tuple[Any, ...]] = field(default_factory=list)
+    garbage: int = 0
+    too_large: int = 0
+    #: False when the program can leave a shared reader in KNOWN_BUGS["shared-spin"]: raw
+    #: programs, and strict ones that cut a chunk after < 8 bytes of garbage mid-message.
+    shared_safe: bool = True
+
+    @property
+    def stream(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def describe(self) -> str:
+        return (
+            f"framing={self.framing} strict={self.strict} max_message_size={self.maxmsg} "
+            f"stop_at_eof={self.stop_at_eof} style={self.style} lock={self.hold_lock} chunks={len(self.chunks)} "
+            f"stream={len(self.stream)} bytes"
+        )
+
+
+class _Builder:
+    def __init__(self, prog: Program) -> None:
+        self.p = prog
+        self.cur = bytearray()
+        self.size = 0
+        self.in_garbage = False
+        self.tail_garbage = 0
+        self.pending: list[tuple[bytes, tuple[Any, ...] | None]] = []
+        self.events: list[tuple[Any, ...]] = []
+
+    def put(self, data: bytes, junk: bool = False) -> None:
+        self.cur += data
+        self.size += len(data)
+        self.tail_garbage = self.tail_garbage + len(data) if junk else 0
+
+    def boundary(self) -> None:
+        if self.pending and 0 < self.tail_garbage < HEADER:
+            self.p.shared_safe = False
+        self.tail_garbage = 0
+        if self.cur:
+            self.p.chunks.append(bytes(self.cur))
+            self.cur = bytearray()
+
+    def event(self, ev: tuple[Any, ...]) -> None:
+        if ev == ("L",):
+            self.p.too_large += 1
+        self.events.append(ev)
+
+    # frames
+    def message(self, payload: bytes) -> None:
+        if self.p.framing == "lines":
+            if self.p.strict:
+                payload = payload.replace(b"\n", b"")
+            self.put(payload + b"\n")
+            return
+        self.put(frame(payload))
+        self.in_garbage = False
+        self.event(("m", payload) if len(payload) <= self.p.maxmsg else ("L",))
+
+    def garbage(self, junk: bytes) -> None:
+        if self.p.framing == "frames" and self.p.strict:
+            junk = junk.replace(bytes([MAGIC]), b"")
+            if not junk:
+                return
+            if not self.in_garbage:
+                self.event(("C",))
+            self.in_garbage = True
+            self.p.garbage += len(junk)
+        self.put(junk, junk=True)
+
+    def large(self, data: bytes, sizes: list[int]) -> None:
+        if self.p.framing == "lines":
+            self.put(data.replace(b"\n", b"") + b"\n")
+            return
+        if self.p.strict:
+            self.flush_fragments()
+        frags = fragments(data, sizes)
+        last: tuple[Any, ...] | None = None
+        if len(data) > self.p.maxmsg:
+            self.event(("L",))
+        else:
+            last = ("m", data)
+        self.pending = [(f, None) for f in frags[:-1]] + [(frags[-1], last)]
+        self.next_fragment()  # the FIRST one goes out now
+
+    def next_fragment(self) -> None:
+        if self.pending:
+            data, ev = self.pending.pop(0)
+            self.put(data)
+            self.in_garbage = False
+            if ev is not None:
+                self.event(ev)
+
+    def flush_fragments(self) -> None:
+        while self.pending:
+            self.next_fragment()
+
+    def forged(self, flags: int, length: int, payload: bytes) -> None:
+        if self.p.framing == "lines" or self.p.strict:
+            self.message(payload)
+            return
+        self.put(header(flags, length) + payload)
+
+
+def decode(data: bytes) -> Program:
+    """The program a fuzz input describes (see the op table in the code)."""
+    src = _Source(data)
+    cfg = src.byte()
+    prog = Program(
+        framing="lines" if cfg & 1 else "frames",
+        strict=not cfg & 2,
+        shared_safe=not cfg & 2,
+        maxmsg=MAX_SIZES[(cfg >> 2) & 3],
+        stop_at_eof=bool(cfg & 16),
+        style=(cfg >> 5) & 3,
+        hold_lock=not cfg & 2 or bool(cfg & 128),
+    )
+    b = _Builder(prog)
+    while src.left() and b.size < STREAM_CAP and len(prog.chunks) < CHUNK_CAP:
+        op = src.byte() % 8
+        if op <= 2:  # a message: 0-239 bytes, or up to 5000 with a two-byte length
+            n = src.byte()
+            if n >= 240:
+                n = src.u16() % 5001
+            b.message(src.take(n))
+        elif op == 3:  # garbage
+            b.garbage(src.take(src.byte() + 1))
+        elif op == 4:  # a chunk boundary: what was built so far is one write
+            b.boundary()
+        elif op == 5:  # a large message (frames: fragments; lines: a long line)
+            total = src.u16() * (1 + (src.byte() & 1)) + 1
+            seed = src.byte()
+            style = src.byte()
+            if style & 1:  # any sizes, but at most ~64 fragments
+                least = total // 64 + 1
+                sizes = [max(src.u16() % 4088 + 1, least) for _ in range(1 + style % 5)]
+            else:
+                sizes = [4080, 4088]  # what a Writer sends
+            b.large(random.Random(seed).randbytes(total), sizes)
+        elif op == 6:  # the next fragment of the large message in progress
+            b.next_fragment()
+        else:  # a forged header (raw frames), with a payload of the input's choosing
+            flags = src.byte()
+            length = int.from_bytes(src.take(4).ljust(4, b"\0"), "little")
+            b.forged(flags, length, src.take(src.byte()))
+    if prog.framing == "frames":
+        if prog.strict:
+            b.flush_fragments()
+            b.message(b"END")  # a trailing partial header is "not yet", not garbage
+        prog.expected = b.events if prog.strict else None
+    b.boundary()
+    if prog.framing == "lines":
+        *whole, tail = prog.stream.split(b"\n")
+        prog.expected = [("m", x) if len(x) <= prog.maxmsg else ("L",) for x in whole]
+        if len(tail) > prog.maxmsg:
+            prog.expected.append(("L",))
+        elif tail:
+            prog.expected_at_eof.append(("m", tail))
+        prog.too_large = sum(1 for e in prog.expected if e == ("L",))
+    return prog
+
+
+# ---------------------------------------------------------------------------- running
+
+_fifo_dir: str | None = None
+
+
+def _fifo(lane: str) -> str:
+    global _fifo_dir
+    if _fifo_dir is None:
+        _fifo_dir = tempfile.mkdtemp(prefix="fastfifo-fuzz-")
+    return fastfifo.mkfifo(os.path.join(_fifo_dir, lane))
+
+
+def _backend(name: str) -> Any:
+    if name == "cython":
+        from fastfifo import _core
+
+        return _core
+    return _core_py
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise Hang()
+
+
+class Lane:
+    def __init__(self, name: str, prog: Program, shared_eof: bool, watchdog: bool) -> None:
+        backend, shared, exact = LANES[name]
+        self.name, self.prog, self.shared, self.watchdog = name, prog, shared, watchdog
+        self.eof = prog.stop_at_eof and (shared_eof or not shared)
+        _, reader_cls = classes_for(_backend(backend))
+        path = _fifo(name)
+        old = _endpoints.FORCE_EXACT_CLAIMS
+        _endpoints.FORCE_EXACT_CLAIMS = exact
+        try:
+            self.reader = reader_cls(
+                path,
+                framing=prog.framing,
+                max_message_size=prog.maxmsg,
+                stop_at_eof=self.eof,
+                shared=shared,
+                # Plain lanes keep the default 64 KiB pipe (and so a 64 KiB buffer that
+                # must grow and compact); shared lanes take 1 MiB so unclaimed heads fit.
+                pipe_size=fastfifo.DEFAULT_PIPE_SIZE if shared else None,
+            )
+        finally:
+            _endpoints.FORCE_EXACT_CLAIMS = old
+        self.wfd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.lock_fd, self.lock_ofd = -1, False
+        if prog.hold_lock:
+            self.lock_fd, self.lock_ofd = _endpoints._writer_lock(path, self.wfd)
+            if self.lock_ofd:
+                _core_py._ofd_lock(self.lock_fd, fcntl.F_WRLCK)
+            else:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+        self.cap0 = self.reader.buffer_capacity
+        self.events: list[tuple[Any, ...]] = []
+        self.calls = 0
+        self.max_calls = 4 * len(prog.stream) + 100
+
+    def unlock(self) -> None:
+        if self.lock_fd >= 0:
+            if self.lock_fd != self.wfd:
+                os.close(self.lock_fd)  # the sidecar lock file (macOS)
+            elif self.lock_ofd:
+                _core_py._ofd_lock(self.lock_fd, fcntl.F_UNLCK)
+            self.lock_fd = -1
+
+    def close(self) -> None:
+        self.unlock()
+        if self.wfd >= 0:
+            os.close(self.wfd)
+            self.wfd = -1
+        self.reader.close()
+
+    def fail(self, what: str) -> Finding:
+        return Finding(f"[{self.name}] {what} ({self.prog.describe()})")
+
+    def call(self) -> bool:
+        """One call with timeout=0: False once it raised Empty."""
+        self.calls += 1
+        if self.calls > self.max_calls:
+            raise self.fail(f"no progress: {self.calls} calls for {len(self.prog.stream)} bytes")
+        r, style = self.reader, self.prog.style
+        got: list[tuple[Any, ...]] = []
+        more = True
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if self.watchdog:
+                signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
+            try:
+                if style == 0 or (style == 3 and self.calls % 2):
+                    msgs = [r.get(timeout=0)]
+                elif style == 1:
+                    msgs = r.get_many(timeout=0)
+                else:
+                    msgs = r.get_many(max_messages=3, timeout=0)
+                got += [("m", m) for m in msgs]
+                if not msgs or not all(type(m) is bytes for m in msgs):
+                    raise self.fail(f"get/get_many returned {msgs!r}")
+            except fastfifo.Empty:
+                more = False
+            except fastfifo.CorruptStreamError as e:
+                got.append(("C",))
+                if not (e.skipped > 0 and self.prog.stream and r.path in str(e)):
+                    raise self.fail(f"unclear CorruptStreamError: {e!r}") from None
+            except fastfifo.MessageTooLargeError as e:
+                got.append(("L",))
+                if r.path not in str(e):
+                    raise self.fail(f"unclear MessageTooLargeError: {e!r}") from None
+            except EOFError:
+                got.append(("EOF",))
+                more = False
+            except Hang:
+                raise self.fail(f"call {self.calls} did not return within {HANG_SECONDS} s "
+                                "with timeout=0") from None
+            finally:
+                if self.watchdog:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+        for w in caught:
+            if not issubclass(w.category, fastfifo.IncompleteMessageWarning):
+                raise self.fail(f"unexpected warning {w.category.__name__}: {w.message}")
+        self.events += [("W",)] * len(caught) + got
+        bound = self.cap0 + 2 * (self.prog.maxmsg + HEADER) + 2 * _endpoints.PEEK_WINDOW
+        if r.buffer_capacity > bound:
+            raise self.fail(f"buffer_capacity {r.buffer_capacity} > {bound}")
+        if r.skipped_bytes > len(self.prog.stream):
+            raise self.fail(f"skipped_bytes {r.skipped_bytes} > stream {len(self.prog.stream)}")
+        return more
+
+    def drain(self) -> None:
+        while self.call():
+            pass
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        stuck = 0
+        while view.nbytes:
+            try:
+                view = view[os.write(self.wfd, view) :]
+                stuck = 0
+            except BlockingIOError:
+                stuck += 1
+                if stuck > 3:
+                    raise self.fail("the pipe stays full: the reader consumes nothing") from None
+                self.drain()
+
+    def finish(self) -> None:
+        """Every writer leaves; a stop_at_eof reader must then report the end."""
+        self.unlock()
+        os.close(self.wfd)
+        self.wfd = -1
+        if not self.eof:
+            return
+        for _ in range(len(self.prog.stream) + 20):
+            self.call()
+            if self.events and self.events[-1] == ("EOF",):
+                return
+        raise self.fail("no EOFError after every writer left")
+
+
+def _contained(msg: bytes, stream: bytes, index: dict[str, Any]) -> bool:
+    """Whether ``msg`` is the payload of a whole frame in ``stream``, or a fragment chain."""
+    if not index:
+        whole: set[bytes] = set()
+        firsts: list[tuple[int, bytes]] = []
+        middles: set[bytes] = set()
+        lasts: set[bytes] = set()
+        i = stream.find(bytes([MAGIC]))
+        while 0 <= i <= len(stream) - HEADER:
+            flags = stream[i + 1]
+            length = int.from_bytes(stream[i + 4 : i + 8], "little")
+            if stream[i : i + HEADER] == header(flags, length) and not flags & ~3:
+                body = stream[i + HEADER : i + HEADER + length]
+                if len(body) == length:
+                    if flags == KIND_WHOLE:
+                        whole.add(body)
+                    elif flags == KIND_FIRST and length >= 8:
+                        firsts.append((int.from_bytes(body[:8], "little"), body[8:]))
+                    elif flags == KIND_MIDDLE and body:
+                        middles.add(body)
+                    elif flags == KIND_LAST:
+                        lasts.add(body)
+            i = stream.find(bytes([MAGIC]), i + 1)
+        index.update(whole=whole, firsts=firsts, middles=middles, lasts=lasts)
+    if msg in index["whole"]:
+        return True
+    starts = {len(d) for total, d in index["firsts"] if total == len(msg) and msg.startswith(d)}
+    seen: set[int] = set()
+    while starts:
+        pos = starts.pop()
+        if pos in seen:
+            continue
+        seen.add(pos)
+        if msg[pos:] in index["lasts"]:
+            return True
+        starts |= {pos + len(m) for m in index["middles"] if msg.startswith(m, pos)}
+    return False
+
+
+def run(
+    data: bytes,
+    lanes: list[str] | None = None,
+    shared_eof: bool = False,
+    watchdog: bool = False,
+    tolerate: bool = True,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Run one fuzz input through every lane and check it; raises Finding.
+
+    ``watchdog`` arms SIGALRM around each call (the fuzzing child processes do; inside
+    pytest, pytest-timeout owns SIGALRM).  ``tolerate`` works around two known bugs so the
+    shared lanes can be fuzzed meanwhile: it lets the double report of
+    KNOWN_BUGS["shared-overlong-line"] pass, and keeps the programs that would make a shared
+    reader spin (KNOWN_BUGS["shared-spin"]) away from the shared lanes.
+    """
+    prog = decode(data)
+    names = DEFAULT_LANES if lanes is None else lanes
+    old = signal.signal(signal.SIGALRM, _on_alarm) if watchdog else None
+    opened: list[Lane] = []
+    try:
+        for name in names:
+            if tolerate and LANES[name][1] and not prog.shared_safe:
+                continue  # KNOWN_BUGS["shared-spin"]
+            opened.append(Lane(name, prog, shared_eof, watchdog))
+        for chunk in prog.chunks:
+            for lane in opened:
+                lane.write(chunk)
+                lane.drain()
+        for lane in opened:
+            lane.finish()
+        _check(prog, opened, tolerate)
+    finally:
+        for lane in opened:
+            lane.close()
+        if watchdog:
+            signal.signal(signal.SIGALRM, old)
+    return {lane.name: lane.events for lane in opened}
+
+
+def _check(prog: Program, lanes: list[Lane], tolerate: bool) -> None:
+    stream = prog.stream
+    index: dict[str, Any] = {}
+    for lane in lanes:
+        r, events = lane.reader, lane.events
+        extra_drops = 0
+        if tolerate and lane.shared and prog.framing == "lines":
+            # KNOWN_BUGS["shared-overlong-line"]: tolerated unless --no-tolerance.
+            extra_drops = events.count(("W",))
+            events = [e for e in events if e != ("W",)]
+        if lane.eof:
+            if events.count(("EOF",)) != 1 or events[-1] != ("EOF",):
+                raise lane.fail(f"EOFError not last and once: {events[-3:]}")
+            events = events[:-1]
+        if prog.expected is not None:
+            want = prog.expected + (prog.expected_at_eof if lane.eof else [])
+            if events != want:
+                raise lane.fail(f"events differ from the program's:\n got  {_short(events)}\n"
+                                f" want {_short(want)}")
+            if r.skipped_bytes != prog.garbage:
+                raise lane.fail(f"skipped_bytes {r.skipped_bytes} != garbage {prog.garbage}")
+            if r.dropped_messages != prog.too_large + extra_drops:
+                raise lane.fail(f"dropped_messages {r.dropped_messages} != {prog.too_large}")
+            if prog.framing == "frames" and r.buffered:
+                raise lane.fail(f"{r.buffered} bytes left buffered after a whole stream")
+        else:
+            for ev in events:
+                if ev[0] == "m" and not _contained(ev[1], stream, index):
+                    raise lane.fail(f"delivered {ev[1][:40]!r}... ({len(ev[1])} bytes), "
+                                    "which is no frame of the stream")
+    # The two cores are one contract: same events, same counters, lane for lane.
+    by_kind: dict[tuple[bool, bool], list[Lane]] = {}
+    for lane in lanes:
+        by_kind.setdefault(LANES[lane.name][1:], []).append(lane)
+    for group in by_kind.values():
+        for other in group[1:]:
+            a, b = group[0], other
+            same = (a.events, a.reader.skipped_bytes, a.reader.dropped_messages) == (
+                b.events, b.reader.skipped_bytes, b.reader.dropped_messages)
+            if not same:
+                raise b.fail(
+                    f"the cores disagree:\n {a.name}: {_short(a.events)} skipped="
+                    f"{a.reader.skipped_bytes} dropped={a.reader.dropped_messages}\n {b.name}: "
+                    f"{_short(b.events)} skipped={b.reader.skipped_bytes} "
+                    f"dropped={b.reader.dropped_messages} ({prog.describe()})"
+                )
+
+
+def _short(events: list[tuple[Any, ...]]) -> str:
+    out = []
+    for ev in events[:30]:
+        out.append(f"m{len(ev[1])}:{ev[1][:8]!r}" if ev[0] == "m" else ev[0])
+    return "[" + ", ".join(out) + (", ...]" if len(events) > 30 else "]")
+
+
+# ---------------------------------------------------------------------------- examples
+
+SEEDS: list[bytes] = [
+    # strict frames: messages, garbage, a boundary inside a header, a large message
+    bytes([0, 0, 5]) + b"hello" + bytes([3, 9]) + b"not-frame!" + bytes([1, 2]) + b"ok"
+    + bytes([4, 0, 1]) + b"x" + bytes([5, 40, 0, 0, 7, 0, 6, 6, 6, 6]),
+    # raw frames with a forged header and a cut chunk
+    bytes([2, 7, 0, 255, 255, 0, 0, 3]) + b"abc" + bytes([4, 0, 3]) + b"xyz",
+    # lines with an overlong line for max_message_size=16
+    bytes([1 | 12, 0, 40]) + b"a" * 40 + bytes([0, 3]) + b"abc" + bytes([4, 3, 5]) + b"tail!",
+    # stop_at_eof, get_many(3), strict frames
+    bytes([16 | 64, 0, 1]) + b"a" + bytes([0, 1]) + b"b" + bytes([4, 3, 2]) + b"zz",
+]
+
+#: (name, input, lanes or None for the defaults, xfail reason or None).  Inputs the fuzzing
+#: found; each is replayed on every run.
+REGRESSIONS: list[tuple[str, bytes, list[str] | None, str | None]] = []
+
+
+# ---------------------------------------------------------------------------- the tests
+
+
+def _fuzz_child(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )
+
+
+def _report(proc: subprocess.CompletedProcess[str], last: str) -> str:
+    text = f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    if proc.returncode < 0 and os.path.exists(last):
+        with open(last, "rb") as f:
+            text += f"\ncrashing input: {f.read().hex()}"
+    return text
+
+
+@pytest.mark.parametrize("data", SEEDS, ids=[f"seed{i}" for i in range(len(SEEDS))])
+def test_seed_programs_decode_exactly(data):
+    events = run(data)
+    assert events  # and run() checked them against the program
+
+
+def test_program_decoder_examples():
+    prog = decode(SEEDS[0])
+    assert prog.framing == "frames" and prog.strict and len(prog.chunks) == 2
+    assert prog.expected[:3] == [("m", b"hello"), ("C",), ("m", b"ok")]
+    assert prog.garbage == 10
+    prog = decode(SEEDS[2])
+    assert prog.expected[0] == ("L",) and prog.expected_at_eof == [("m", b"tail!")]
+    assert _contained(b"hi", frame(b"hi"), {})
+    big = random.Random(1).randbytes(9000)
+    stream = b"junk" + b"".join(fragments(big, [4080, 4088])) + frame(b"x")
+    assert _contained(big, stream, {}) and not _contained(big[:-1], stream, {})
+
+
+@pytest.mark.parametrize("name,data,lanes,bug", REGRESSIONS, ids=[r[0] for r in REGRESSIONS])
+def test_regressions(name, data, lanes, bug, tmp_path):
+    if bug:
+        pytest.xfail(bug)  # pragma: no cover - none pending
+    last = str(tmp_path / "last")
+    proc = _fuzz_child(["--replay-hex", data.hex(), "--lanes", ",".join(lanes or DEFAULT_LANES),
+                        "--last-input", last], timeout=60)
+    assert proc.returncode == 0, _report(proc, last)
+
+
+def test_fuzz_the_decoders(tmp_path):
+    """~12 s of hypothesis-generated programs through both cores (CI's short run)."""
+    last = str(tmp_path / "last")
+    proc = _fuzz_child(["--hypothesis", "--seconds", "12", "--last-input", last], timeout=120)
+    assert proc.returncode == 0, _report(proc, last)
+    print(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.xfail(strict=True, reason="bugs: " + "; ".join(KNOWN_BUGS.values()))
+def test_fuzz_the_lanes_with_known_bugs(tmp_path):
+    """Shared readers of both cores, exact-read claims and shared stop_at_eof readers."""
+    last = str(tmp_path / "last")
+    proc = _fuzz_child(
+        ["--hypothesis", "--seconds", "6", "--lanes", ",".join(KNOWN_BUG_LANES),
+         "--shared-eof", "--no-tolerance", "--last-input", last], timeout=120,
+    )
+    assert proc.returncode == 0, _report(proc, last)
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def _hypothesis_run(args: argparse.Namespace, lanes: list[str]) -> int:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    count = 0
+    stop = time.monotonic() + args.seconds if args.seconds else None
+
+    @settings(
+        max_examples=args.examples, deadline=None, database=None, derandomize=args.derandomize,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(st.binary(max_size=args.max_len) | st.sampled_from(SEEDS))
+    def one(data: bytes) -> None:
+        nonlocal count
+        if stop is not None and time.monotonic() > stop:
+            return
+        count += 1
+        _remember(args.last_input, data)
+        run(data, lanes, args.shared_eof, watchdog=True, tolerate=not args.no_tolerance)
+
+    start = time.monotonic()
+    one()
+    took = time.monotonic() - start
+    print(f"fuzz: executions={count} lanes={','.join(lanes)} seconds={took:.1f} "
+          f"rate={count / max(took, 1e-9):.0f}/s findings=0", flush=True)
+    return 0
+
+
+def _remember(path: str | None, data: bytes) -> None:
+    if path:
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="fastfifo decoder fuzzing (hypothesis driver)")
+    ap.add_argument("--hypothesis", action="store_true", help="generate inputs with hypothesis")
+    ap.add_argument("--examples", type=int, default=1_000_000, help="at most this many inputs")
+    ap.add_argument("--seconds", type=float, default=0, help="stop generating after this long")
+    ap.add_argument("--max-len", type=int, default=2048, help="longest generated input")
+    ap.add_argument("--derandomize", action="store_true", help="the same inputs every run")
+    ap.add_argument("--lanes", default=",".join(DEFAULT_LANES),
+                    help=f"comma-separated, of {', '.join(LANES)}")
+    ap.add_argument("--shared-eof", action="store_true",
+                    help="also run shared lanes with stop_at_eof (known bug)")
+    ap.add_argument("--no-tolerance", action="store_true",
+                    help="fail on the known shared-overlong-line double report too")
+    ap.add_argument("--replay", nargs="*", default=[], help="input files to run once each")
+    ap.add_argument("--replay-hex", nargs="*", default=[], help="inputs, in hex, to run once")
+    ap.add_argument("--last-input", help="write each input here before running it")
+    args = ap.parse_args(argv)
+    lanes = [x for x in args.lanes.split(",") if x]
+    for name in lanes:
+        if name not in LANES:
+            ap.error(f"unknown lane {name!r}")
+    inputs = [bytes.fromhex(h) for h in args.replay_hex]
+    for path in args.replay:
+        with open(path, "rb") as f:
+            inputs.append(f.read())
+    for data in inputs:
+        _remember(args.last_input, data)
+        events = run(data, lanes, args.shared_eof, watchdog=True, tolerate=not args.no_tolerance)
+        print(f"replay ok: {decode(data).describe()}: "
+              + "; ".join(f"{k}={_short(v)}" for k, v in events.items()))
+    if args.hypothesis:
+        return _hypothesis_run(args, lanes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
