@@ -135,3 +135,29 @@ def test_batches_with_large_messages_shared_readers_and_lines(ff, fifo):
         while len(got) < 3:
             got += [bytes(v) for v in r.get_batch(max_messages=2, timeout=5)]
     assert got == [b"l1", b"l2", b"l3"]
+
+
+def test_close_from_another_thread_wakes_a_blocked_buffered_writer(ff, fifo):
+    with ff.Reader(fifo):
+        w = ff.Writer(fifo, buffered=True, pipe_size=None)
+        try:
+            while True:  # fill the pipe through the buffer
+                w.put(b"x" * 1000, timeout=0)
+        except fastfifo.Full:
+            pass
+        errors = []
+
+        def blocked():
+            try:
+                w.put(b"y" * 1000, timeout=None)
+            except Exception as e:  # noqa: BLE001 - recorded for the assertion
+                errors.append(e)
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        t.join(0.2)
+        assert t.is_alive()
+        w.close()  # must not wait behind the blocked put to flush
+        t.join(5)
+        assert not t.is_alive()
+        assert len(errors) == 1 and isinstance(errors[0], fastfifo.ClosedError)

@@ -367,6 +367,11 @@ cdef class WriterCore(_Endpoint):
         self.lock_fd = -1
 
     def __dealloc__(self):
+        cdef int err
+        if self.pend_bytes and self.fd >= 0:
+            # Never closed: a last non-blocking try for what put() buffered (a file
+            # flushes on deallocation too); if the pipe is full it is lost.
+            guarded_write(self.fd, self.scratch, self.pend_bytes, &err)
         free(self.scratch)
 
     cdef void _close_fds(self) noexcept:
@@ -580,6 +585,20 @@ cdef class WriterCore(_Endpoint):
     def pending(self):
         """Messages buffered by ``put()`` and not yet written (``buffered=True``)."""
         return self.pend_msgs
+
+    def _flush_if_idle(self):
+        """close(): flush, waiting as needed, unless another thread is inside a call.
+
+        That thread may be blocked on a full pipe, and close() must wake it rather
+        than wait behind it; its buffered messages are then not sent.
+        """
+        if self.closing or not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            return False
+        try:
+            self._flush(-1.0)
+        finally:
+            PyThread_release_lock(self.lock)
+        return True
 
     def _after_fork_in_child(self):
         """After fork(): buffered messages are the parent's to send, never sent twice."""

@@ -435,6 +435,16 @@ class WriterCore(_Endpoint):
         """Messages buffered by ``put()`` and not yet written (``buffered=True``)."""
         return len(self._pend)
 
+    def _flush_if_idle(self) -> bool:
+        """close(): flush, waiting as needed, unless another thread is inside a call."""
+        if self._closing or not self._lock.acquire(False):
+            return False
+        try:
+            self._flush(None)
+        finally:
+            self._lock.release()
+        return True
+
     def _after_fork_in_child(self) -> None:
         """After fork(): buffered messages are the parent's to send, never sent twice."""
         self._pend, self._pend_bytes = [], 0

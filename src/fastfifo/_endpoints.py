@@ -156,12 +156,14 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
         def close(self) -> None:
             """Flush buffered messages (waiting for room as needed), then close; idempotent.
 
-            If the flush fails (no reader any more, or another thread closed the
-            Writer meanwhile) the Writer is still closed and the error is raised.
+            If the flush fails (no reader any more) the Writer is still closed and the
+            error is raised.  Called from another thread while a ``put`` is blocked,
+            it wakes that call (``ClosedError``) instead of waiting behind it, and
+            the messages still buffered are not sent.
             """
             try:
-                if self.buffered and not self.closed and self.pending:
-                    self.flush()
+                if self.buffered and self.pending:
+                    self._flush_if_idle()
             finally:
                 super().close()
 
