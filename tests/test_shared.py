@@ -333,3 +333,44 @@ def test_orphan_fragments_are_dropped_not_delivered(ff, fifo):
                 r.get(timeout=0.1)
         assert any(issubclass(c.category, fastfifo.IncompleteMessageWarning) for c in caught)
         assert r.dropped_messages == 1
+
+
+def test_shared_reader_with_an_unfinished_head_waits_and_then_reports(ff, fifo):
+    """A line without its newline (or a few foreign bytes) at the head of a shared FIFO."""
+    with ff.Reader(fifo, framing="lines", shared=True) as r:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, b"no newline yet")
+        with pytest.raises(fastfifo.Empty):
+            r.get(timeout=0.1)
+        os.write(fd, b"... now\n")
+        os.close(fd)
+        assert r.get(timeout=5) == b"no newline yet... now"
+    with ff.Reader(fifo, shared=True) as r:
+        subprocess.run(["sh", "-c", f"printf hi > '{fifo}'"], check=True, timeout=30)
+        with pytest.raises(fastfifo.Empty):
+            r.get(timeout=0.1)  # 2 bytes: not yet a header, and not yet known to be junk
+
+
+def test_shared_stop_at_eof_reader_waits_for_a_first_writer_then_ends(ff, fifo):
+    with ff.Reader(fifo, shared=True, stop_at_eof=True) as r:
+        with pytest.raises(fastfifo.Empty):
+            r.get(timeout=0.2)  # no writer yet: not the end
+        subprocess.run(["sh", "-c", f"printf 'a\\nlast' > '{fifo}'"], check=True, timeout=30)
+    with ff.Reader(fifo, framing="lines", shared=True, stop_at_eof=True) as r:
+        subprocess.run(["sh", "-c", f"printf 'a\\nlast' > '{fifo}'"], check=True, timeout=30)
+        assert list(r) == [b"a", b"last"]
+
+
+def test_a_socket_at_the_path_is_not_a_fifo(ff, tmp_path):
+    import socket
+
+    path = str(tmp_path / "sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    try:
+        with pytest.raises(fastfifo.NotAFifoError, match="socket"):
+            ff.Reader(path)
+        with pytest.raises(fastfifo.NotAFifoError, match="socket"):
+            ff.Writer(path, open_timeout=5)
+    finally:
+        s.close()

@@ -1296,7 +1296,7 @@ cdef class ReaderCore(_Endpoint):
             self._raise_closed()
         return 0 if deadline >= 0 and monotonic() >= deadline else 1
 
-    cdef int _claim_tee(self) except -2:
+    cdef int _claim_tee(self) except -9:
         """Under the lock: 1 claimed, 0 pipe empty, -1 end of stream, -2 head incomplete."""
         cdef Py_ssize_t n, got, k, r
         cdef int err
@@ -1319,7 +1319,9 @@ cdef class ReaderCore(_Endpoint):
                     return 0
                 raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
             if n == 0:
-                return -1
+                # Empty with no writer.  As with read(): end of stream only if a writer
+                # came and left (POLLHUP); a reader that never met one just waits.
+                return -1 if self._wait(px.POLLIN, 0.0) & px.POLLHUP else 0
             got = 0
             while got < n:  # drain the private pipe: it holds exactly the n bytes tee made
                 with nogil:
@@ -1335,6 +1337,9 @@ cdef class ReaderCore(_Endpoint):
             if k == 0 and n == win and win < self.window:
                 win = min(self.window, win * 4)
                 continue
+            if k == 0 and self.stop_at_eof and self._wait(px.POLLIN, 0.0) & px.POLLHUP:
+                k = n  # every writer left: the unfinished tail is ours to report (or
+                in_msg = False  # hand out, for a last line without its newline)
             break
         if k == 0:
             return -2

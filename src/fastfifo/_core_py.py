@@ -897,7 +897,7 @@ class ReaderCore(_Endpoint):
                     return 0
                 raise OSError(e.errno, f"{e.strerror} (peeking with tee)", self.path) from None
             if n == 0:
-                return -1
+                return -1 if self._wait(select.POLLIN, 0.0) & select.POLLHUP else 0
             peeked = bytearray()
             while len(peeked) < n:
                 peeked += os.read(self._peek_r, n - len(peeked))
@@ -905,6 +905,8 @@ class ReaderCore(_Endpoint):
             if k == 0 and n == win and win < self._window:
                 win = min(self._window, win * 4)
                 continue
+            if k == 0 and self._stop_at_eof and self._wait(select.POLLIN, 0.0) & select.POLLHUP:
+                k, in_msg = n, False  # every writer left: the unfinished tail is ours
             break
         if k == 0:
             return -2

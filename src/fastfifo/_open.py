@@ -48,6 +48,13 @@ def _not_a_fifo(path: str, what: str) -> NotAFifoError:
     )
 
 
+def _is_fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def mkfifo(path: str | os.PathLike[str], mode: int = 0o600, *, exist_ok: bool = True) -> str:
     """Create a FIFO at ``path`` (``mode`` is filtered by the umask, as ``os.mkfifo``).
 
@@ -112,6 +119,10 @@ def open_fifo(path: str, flags: int, *, strict_permissions: bool = True) -> int:
             raise _not_a_fifo(path, "A symbolic link") from None
         if e.errno == errno.EISDIR:
             raise _not_a_fifo(path, "A directory") from None
+        if e.errno == errno.ENXIO and not (flags & os.O_WRONLY and _is_fifo(path)):
+            # A socket (or a device with no driver) at the path; for a FIFO opened
+            # for writing ENXIO means "no reader yet", which the caller retries.
+            raise _not_a_fifo(path, _describe(os.lstat(path).st_mode).capitalize()) from None
         if e.errno in (errno.EACCES, errno.EPERM):
             raise PermissionError(
                 e.errno, f"{e.strerror}: no permission to open the FIFO "
