@@ -35,9 +35,10 @@ def _payloads(count: int, size: int) -> list[bytes]:
 
 # ------------------------------------------------------------------ producers (child side)
 
-def _produce_fastfifo(path: str, count: int, size: int, batch: int, go: Any) -> None:
+def _produce_fastfifo(path: str, count: int, size: int, batch: int, ready: Any, go: Any) -> None:
     msgs = _payloads(count, size)
     with fastfifo.Writer(path) as w:
+        ready.set()
         go.wait()
         if batch > 1:
             for i in range(0, count, batch):
@@ -48,10 +49,11 @@ def _produce_fastfifo(path: str, count: int, size: int, batch: int, go: Any) -> 
                 put(m)
 
 
-def _produce_os_write(path: str, count: int, size: int, batch: int, go: Any) -> None:
+def _produce_os_write(path: str, count: int, size: int, batch: int, ready: Any, go: Any) -> None:
     msgs = [_LEN.pack(size) + m for m in _payloads(count, size)]
     fd = os.open(path, os.O_WRONLY)
     try:
+        ready.set()
         go.wait()
         if batch > 1:  # what a careful hand-written writer does: join, stay <= PIPE_BUF
             per = max(1, fastfifo.PIPE_BUF // (size + 4))
@@ -99,25 +101,36 @@ def _consume_os_read(fd: int, count: int) -> list[bytes]:
 
 # ------------------------------------------------------------------ one measured run
 
+def _wait_ready(ready: Any, p: Any) -> None:
+    while not ready.wait(0.1):
+        if not p.is_alive():
+            raise RuntimeError(f"the benchmark's producer process exited ({p.exitcode})")
+
+
 def _run_once(kind: str, count: int, size: int, batch: int) -> tuple[float, str]:
     ctx = multiprocessing.get_context("spawn")
     tmp = tempfile.mkdtemp(prefix="fastfifo-bench-")  # 0700: only we can reach the FIFO
     path = fastfifo.mkfifo(os.path.join(tmp, "q"))
-    go = ctx.Event()
+    # The clock starts once the producer has started, built its payloads and opened its
+    # end (`ready`), and it starts sending on `go`: start-up is never timed.
+    ready, go = ctx.Event(), ctx.Event()
     try:
         if kind == "fastfifo":
             with fastfifo.Reader(path) as r:
-                p = ctx.Process(target=_produce_fastfifo, args=(path, count, size, batch, go))
+                p = ctx.Process(target=_produce_fastfifo,
+                                args=(path, count, size, batch, ready, go))
                 p.start()
+                _wait_ready(ready, p)
                 t0 = time.perf_counter()
                 go.set()
                 got = _consume_fastfifo(r, count, batch)
                 elapsed = time.perf_counter() - t0
         else:
-            p = ctx.Process(target=_produce_os_write, args=(path, count, size, batch, go))
+            p = ctx.Process(target=_produce_os_write, args=(path, count, size, batch, ready, go))
             p.start()
             fd = os.open(path, os.O_RDONLY)  # blocks until the producer opens
             try:
+                _wait_ready(ready, p)
                 t0 = time.perf_counter()
                 go.set()
                 got = _consume_os_read(fd, count)
@@ -241,9 +254,9 @@ def plot(report: dict[str, Any], path: str) -> None:
         y = list(range(len(rows)))[::-1]
         ax.barh(y, med, xerr=[lo, hi], color=colors, capsize=4)
         ax.set_yticks(y, labels)
-        for yi, m, r in zip(y, med, rows):
+        for yi, m, up, r in zip(y, med, hi, rows):
             note = "" if r["delivery"] == "ok" else f"  {r['delivery']}"
-            ax.text(m, yi, f"  {m:,.2f}M{note}", va="bottom", fontsize=9)
+            ax.text(m + up, yi, f"  {m:,.2f}M{note}", va="center", fontsize=9)
         ax.set_xlabel("million messages per second (median; bars show min-max of the runs)")
         m = report["machine"]
         ax.set_title(

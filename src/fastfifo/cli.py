@@ -20,6 +20,7 @@ import stat
 import struct
 import sys
 import termios
+import textwrap
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
@@ -103,6 +104,10 @@ def describe(exc: BaseException) -> str:
     text = text.replace("Pass strict_permissions=False", "Pass --no-strict-permissions")
     text = text.replace("fastfifo.mkfifo(path) or `mkfifo`", "`fastfifo mkfifo PATH`")
     text = text.replace("fastfifo.mkfifo() / `mkfifo`", "`fastfifo mkfifo PATH`")
+    text = text.replace(
+        "pass a longer open_timeout (None waits for ever)",
+        "give a longer --open-timeout (without it, send waits for ever)",
+    )
     return " ".join(text.split())
 
 
@@ -153,8 +158,6 @@ def _positive_int(text: str) -> int:
 # recv prints each message in one of four encodings and send reads the same four, so
 # any message (binary ones included) survives `fastfifo recv ... | fastfifo send ...`.
 
-ENCODINGS = ("raw", "null", "hex", "json")
-
 
 def _encoding(args: argparse.Namespace) -> str:
     return "null" if args.null else "hex" if args.hex else "json" if args.json else "raw"
@@ -184,8 +187,7 @@ def decode_input(item: bytes, encoding: str) -> bytes:
             except binascii.Error:
                 raise ValueError(f"not base64: {obj['base64'][:40]!r}") from None
     raise ValueError(
-        'JSON input must be a string, {"text": "..."} or {"base64": "..."}, not '
-        f"{item[:40]!r}"
+        f'JSON input must be a string, {{"text": "..."}} or {{"base64": "..."}}, not {item[:40]!r}'
     )
 
 
@@ -221,12 +223,20 @@ def _mkfifo_main(args: argparse.Namespace) -> int:
     if not created:
         have = stat.S_IMODE(os.lstat(path).st_mode)
         if have != mode:
-            _say("mkfifo", "note", f"{path}: a FIFO is already there, with mode {have:04o} "
-                 f"(not {mode:04o}); it was left as it is")
+            _say(
+                "mkfifo",
+                "note",
+                f"{path}: a FIFO is already there, with mode {have:04o} "
+                f"(not {mode:04o}); it was left as it is",
+            )
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        _say("mkfifo", "note", f"{path}: mode {mode:04o} lets group or others write to it; "
-             "send and recv (and the Python API) refuse such a FIFO unless "
-             "--no-strict-permissions (strict_permissions=False) is given")
+        _say(
+            "mkfifo",
+            "note",
+            f"{path}: mode {mode:04o} lets group or others write to it; "
+            "send and recv (and the Python API) refuse such a FIFO unless "
+            "--no-strict-permissions (strict_permissions=False) is given",
+        )
     return EXIT_OK
 
 
@@ -269,8 +279,10 @@ def _send_main(args: argparse.Namespace) -> int:
     if args.framing == "lines":
         for i, m in enumerate(given, 1):
             if b"\n" in m:
-                raise _UsageError(f"MESSAGE {i} contains a newline, which lines framing cannot "
-                                  "carry (use --framing frames)")
+                raise _UsageError(
+                    f"MESSAGE {i} contains a newline, which lines framing cannot "
+                    "carry (use --framing frames)"
+                )
     writer = fastfifo.Writer(
         args.path,
         framing=args.framing,
@@ -317,7 +329,7 @@ def _send_main(args: argparse.Namespace) -> int:
 class _Output:
     """Writes recv's messages to stdout, a batch at a time, flushing after each batch."""
 
-    def __init__(self, encoding: str, framing: str) -> None:
+    def __init__(self, encoding: str) -> None:
         self.encoding = encoding
         self.out = sys.stdout.buffer
         self.printed = 0
@@ -330,8 +342,12 @@ class _Output:
                 if self.terminator in m:
                     self.warned = True
                     what = "a newline" if self.terminator == b"\n" else "a NUL byte"
-                    _say("recv", "warning", f"message {self.printed + 1} contains {what}, so "
-                         "its output is ambiguous; use --hex or --json for binary messages")
+                    _say(
+                        "recv",
+                        "warning",
+                        f"message {self.printed + 1} contains {what}, so "
+                        "its output is ambiguous; use --hex or --json for binary messages",
+                    )
                     break
         if self.encoding in ("raw", "null"):
             data = self.terminator.join(msgs) + self.terminator
@@ -349,7 +365,7 @@ def _recv_main(args: argparse.Namespace) -> int:
     # and a lone unterminated last line is delivered at end of stream).
     claims = args.count is not None or args.shared
     encoding = _encoding(args)
-    output = _Output(encoding, args.framing)
+    output = _Output(encoding)
     reader = fastfifo.Reader(
         args.path,
         framing=args.framing,
@@ -372,8 +388,11 @@ def _recv_main(args: argparse.Namespace) -> int:
                     msgs = reader.get_many(max_messages=want, timeout=args.timeout)
                 except queue.Empty:
                     if got == 0 or args.count is not None:
-                        _say("recv", "error", _short_of(args, got, "within the timeout of "
-                                                        f"{args.timeout:g} s"))
+                        _say(
+                            "recv",
+                            "error",
+                            _short_of(args, got, f"within the timeout of {args.timeout:g} s"),
+                        )
                         status = EXIT_TIMEOUT
                     break
                 except EOFError:
@@ -387,16 +406,23 @@ def _recv_main(args: argparse.Namespace) -> int:
                 try:
                     output.write(msgs)
                 except BrokenPipeError:
-                    lost = len(msgs) - (output.printed - got)
                     _stdout_gone()
-                    _say("recv", "error", f"standard output was closed; {lost} messages taken "
-                         "from the FIFO were not printed (they are lost)")
+                    _say(
+                        "recv",
+                        "error",
+                        f"standard output was closed; {len(msgs)} messages taken "
+                        "from the FIFO were not printed (they are lost)",
+                    )
                     return EXIT_ERROR
                 got += len(msgs)
     except (KeyboardInterrupt, _Terminated):
         if reader.buffered:
-            _say("recv", "note", f"stopped with {reader.buffered} bytes read from the FIFO and "
-                 "not printed (they are lost)")
+            _say(
+                "recv",
+                "note",
+                f"stopped with {reader.buffered} bytes read from the FIFO and "
+                "not printed (they are lost)",
+            )
         raise
     finally:
         reader.close()
@@ -484,9 +510,7 @@ def _openers(st: os.stat_result) -> tuple[list[dict[str, Any]], bool] | None:
                 if s.st_ino != st.st_ino or s.st_dev != st.st_dev:
                     continue
                 with open(f"/proc/{name}/fdinfo/{fd}") as f:
-                    flags = next(
-                        int(line.split()[1], 8) for line in f if line.startswith("flags:")
-                    )
+                    flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags:"))
                 with open(f"/proc/{name}/comm") as f:
                     command = f.read().strip()
             except (OSError, StopIteration, ValueError, IndexError):
@@ -569,8 +593,16 @@ def stat_fifo(path: str, *, force_open: bool = False) -> dict[str, Any]:
         }
     except OSError:
         info["directory"] = None
-    info.update(openers=None, openers_complete=None, readers=None, writers=None,
-                opened=False, pipe_size=None, buffered_bytes=None, not_opened_because=None)
+    info.update(
+        openers=None,
+        openers_complete=None,
+        readers=None,
+        writers=None,
+        opened=False,
+        pipe_size=None,
+        buffered_bytes=None,
+        not_opened_because=None,
+    )
     if kind != "fifo":
         info["not_opened_because"] = "it is not a FIFO"
         return info
@@ -583,10 +615,13 @@ def stat_fifo(path: str, *, force_open: bool = False) -> dict[str, Any]:
         info["writers"] = sum(o["access"] in ("w", "rw") for o in openers)
     if not (force_open or info["readers"]):
         info["not_opened_because"] = (
-            "no process could be seen to have the FIFO open for reading (this system has no "
-            "/proc)" if seen is None else "no reader has the FIFO open"
-        ) + ("; opening it as a reader would wake a writer waiting for one, which would then "
-             "fail with a broken pipe (--open does it anyway)")
+            "no process could be seen to have the FIFO open for reading (this system has no /proc)"
+            if seen is None
+            else "no reader has the FIFO open"
+        ) + (
+            "; opening it as a reader would wake a writer waiting for one, whose message "
+            "would then be lost when stat closes it (--open does it anyway)"
+        )
         return info
     try:
         fd = _open_for_stat(path, st)
@@ -637,13 +672,20 @@ def format_stat(info: dict[str, Any]) -> str:
         lines.append("open by:    unknown (no /proc on this system)")
     else:
         access = {"r": "read", "w": "write", "rw": "read-write", "?": "?"}
-        summary = f"{info['readers']} reader fd(s), {info['writers']} writer fd(s)"
+        pids = len({o["pid"] for o in openers})
+        summary = (
+            f"{len(openers)} fd(s) in {pids} process(es): {info['readers']} for reading, "
+            f"{info['writers']} for writing"
+            if openers
+            else "nobody"
+        )
         if not info["openers_complete"]:
             summary += " (other users' processes could not be inspected)"
-        lines.append(f"open by:    {summary}" if openers else f"open by:    nobody ({summary})")
+        lines.append(f"open by:    {summary}")
         for o in openers:
-            lines.append(f"              pid {o['pid']} {o['command']} (fd {o['fd']}, "
-                         f"{access[o['access']]})")
+            lines.append(
+                f"              pid {o['pid']} {o['command']} (fd {o['fd']}, {access[o['access']]})"
+            )
     if info["opened"]:
         size = info["pipe_size"]
         lines.append(f"pipe size:  {_size(size) if size is not None else 'unknown here'}")
@@ -671,14 +713,21 @@ def _stat_main(args: argparse.Namespace) -> int:
 
 def _bench_main(args: argparse.Namespace) -> int:
     if args.plot and not _bench.have_matplotlib():
-        _say("bench", "error", "--plot needs matplotlib, which is not installed "
-             "(pip install matplotlib)")
+        _say(
+            "bench",
+            "error",
+            "--plot needs matplotlib, which is not installed (pip install matplotlib)",
+        )
         return EXIT_ERROR
 
     def progress(text: str) -> None:
         if not args.quiet:
-            print(f"\r\033[K{text}" if sys.stderr.isatty() else text, end="" if sys.stderr.isatty()
-                  else "\n", file=sys.stderr, flush=True)
+            print(
+                f"\r\033[K{text}" if sys.stderr.isatty() else text,
+                end="" if sys.stderr.isatty() else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
 
     report = _bench.run(count=args.count, size=args.size, repeat=args.repeat, progress=progress)
     if sys.stderr.isatty() and not args.quiet:
@@ -688,7 +737,11 @@ def _bench_main(args: argparse.Namespace) -> int:
     else:
         print(_bench.format_table(report))
     if args.plot:
-        _bench.plot(report, args.plot)
+        try:
+            _bench.plot(report, args.plot)
+        except ImportError as e:  # installed, but broken
+            _say("bench", "error", f"--plot: matplotlib could not be imported: {e}")
+            return EXIT_ERROR
         if not args.quiet:
             print(f"plot written to {args.plot}", file=sys.stderr)
     return 0 if all(r["delivery"] == "ok" for r in report["results"]) else 1
@@ -699,34 +752,52 @@ def _bench_main(args: argparse.Namespace) -> int:
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
 
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=88)
+
+
 def _add_endpoint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", metavar="PATH", help="the FIFO")
-    p.add_argument("--framing", choices=("frames", "lines"), default="frames",
-                   help="frames (default): binary-safe, what Writer/Reader use by default; "
-                   "lines: one message per line, what shell tools read and write")
-    p.add_argument("--create", action="store_true",
-                   help="create the FIFO (mode 0600) if it does not exist")
-    p.add_argument("--no-strict-permissions", dest="strict_permissions", action="store_false",
-                   help="accept a FIFO owned by another user or writable by group/others")
+    p.add_argument(
+        "--framing",
+        choices=("frames", "lines"),
+        default="frames",
+        help="frames (default): binary-safe, what Writer/Reader use by default; "
+        "lines: one message per line, what shell tools read and write",
+    )
+    p.add_argument(
+        "--create", action="store_true", help="create the FIFO (mode 0600) if it does not exist"
+    )
+    p.add_argument(
+        "--no-strict-permissions",
+        dest="strict_permissions",
+        action="store_false",
+        help="accept a FIFO owned by another user or writable by group/others",
+    )
 
 
 def _add_encoding_options(p: argparse.ArgumentParser, verb: str) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-0", "--null", action="store_true",
-                   help=f"{verb} NUL-terminated messages instead of lines")
+    g.add_argument(
+        "-0", "--null", action="store_true", help=f"{verb} NUL-terminated messages instead of lines"
+    )
     g.add_argument("--hex", action="store_true", help=f"{verb} each message as a line of hex")
-    g.add_argument("--json", action="store_true",
-                   help=f'{verb} each message as a line of JSON: {{"text": ...}} (UTF-8) or '
-                   '{"base64": ...}' + (" (a plain JSON string is accepted too)"
-                                        if verb == "read" else ""))
+    g.add_argument(
+        "--json",
+        action="store_true",
+        help=f'{verb} each message as a line of JSON: {{"text": ...}} (UTF-8) or '
+        '{"base64": ...}' + (" (a plain JSON string is accepted too)" if verb == "read" else ""),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="fastfifo",
         formatter_class=_FORMATTER,
-        description="Unix named pipes (FIFOs) as a fast, correct message queue: make one, "
-        "send and receive messages from the shell, look inside one, benchmark.",
+        description=_wrap(
+            "Unix named pipes (FIFOs) as a fast, correct message queue: make one, "
+            "send and receive messages from the shell, look inside one, benchmark."
+        ),
         epilog="examples:\n"
         "  fastfifo mkfifo /tmp/jobs/q              # mode 0600\n"
         "  fastfifo send /tmp/jobs/q 'resize a.jpg' 'resize b.jpg'\n"
@@ -735,36 +806,47 @@ def build_parser() -> argparse.ArgumentParser:
         "  fastfifo bench --plot bench.png\n\n"
         "'fastfifo COMMAND --help' tells more.\n\n" + EXIT_STATUS_HELP,
     )
-    parser.add_argument("--version", action="version",
-                        version=f"fastfifo {fastfifo.__version__} ({fastfifo.backend} core)")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"fastfifo {fastfifo.__version__} ({fastfifo.backend} core)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     m = sub.add_parser(
         "mkfifo",
         help="create a FIFO (mode 0600)",
         formatter_class=_FORMATTER,
-        description="Create a FIFO at PATH with exactly the mode given (the umask does not "
-        "apply). If a FIFO is already there it is left as it is (exit 0, with a note if its "
-        "mode differs); anything else there is an error (exit 4). Put FIFOs in a directory "
-        "only you can enter (mkdir -m 700).",
+        description=_wrap(
+            "Create a FIFO at PATH with exactly the mode given (the umask does not "
+            "apply). If a FIFO is already there it is left as it is (exit 0, with a note if its "
+            "mode differs); anything else there is an error (exit 4). Put FIFOs in a directory "
+            "only you can enter (mkdir -m 700)."
+        ),
         epilog="examples:\n"
         "  mkdir -m 700 /tmp/jobs && fastfifo mkfifo /tmp/jobs/q\n"
         "  fastfifo mkfifo /tmp/jobs/q --mode 640\n\n" + EXIT_STATUS_HELP,
     )
     m.add_argument("path", metavar="PATH")
-    m.add_argument("--mode", type=_octal_mode, default=0o600,
-                   help="octal permission bits (default 600: only you can read and write)")
+    m.add_argument(
+        "--mode",
+        type=_octal_mode,
+        default=0o600,
+        help="octal permission bits (default 600: only you can read and write)",
+    )
     m.set_defaults(func=_mkfifo_main)
 
     s = sub.add_parser(
         "send",
         help="send messages into a FIFO",
         formatter_class=_FORMATTER,
-        description="Send each MESSAGE as one message; with no MESSAGE, send each line of "
-        "standard input (without its newline) as one message, as soon as it is read. Like "
-        "`echo > fifo`, send first waits for a reader to open the FIFO (--open-timeout "
-        "bounds that). Messages are whole and never mixed with other writers' (frames "
-        "framing also carries messages larger than PIPE_BUF, and any bytes).",
+        description=_wrap(
+            "Send each MESSAGE as one message; with no MESSAGE, send each line of "
+            "standard input (without its newline) as one message, as soon as it is read. Like "
+            "`echo > fifo`, send first waits for a reader to open the FIFO (--open-timeout "
+            "bounds that). Messages are whole and never mixed with other writers' (frames "
+            "framing also carries messages larger than PIPE_BUF, and any bytes)."
+        ),
         epilog="examples:\n"
         "  fastfifo send q 'job 1' 'job 2'           # two messages\n"
         "  seq 1000 | fastfifo send q                # 1000 messages, one per line\n"
@@ -773,13 +855,27 @@ def build_parser() -> argparse.ArgumentParser:
         "  fastfifo send q --open-timeout 5 ping || echo 'no reader'\n\n" + EXIT_STATUS_HELP,
     )
     _add_endpoint_options(s)
-    s.add_argument("message", metavar="MESSAGE", nargs="*",
-                   help="messages to send (default: lines of standard input); put -- "
-                   "before a MESSAGE that starts with -")
-    s.add_argument("--open-timeout", type=_seconds, default=None, metavar="S",
-                   help="wait at most S seconds for a reader to open the FIFO (default: for ever)")
-    s.add_argument("--timeout", type=_seconds, default=None, metavar="S",
-                   help="wait at most S seconds while the pipe is full (default: for ever)")
+    s.add_argument(
+        "message",
+        metavar="MESSAGE",
+        nargs="*",
+        help="messages to send (default: lines of standard input); put -- "
+        "before a MESSAGE that starts with -",
+    )
+    s.add_argument(
+        "--open-timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="wait at most S seconds for a reader to open the FIFO (default: for ever)",
+    )
+    s.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="wait at most S seconds while the pipe is full (default: for ever)",
+    )
     _add_encoding_options(s, "read")
     s.set_defaults(func=_send_main)
 
@@ -787,12 +883,14 @@ def build_parser() -> argparse.ArgumentParser:
         "recv",
         help="receive messages from a FIFO and print them",
         formatter_class=_FORMATTER,
-        description="Print each message received from the FIFO, one per line (the raw bytes, "
-        "then a newline). Binary messages: use --hex or --json (or -0), which print any "
-        "message unambiguously and which `fastfifo send` reads back. By default recv waits for "
-        "messages for ever, also across writers coming and going; --count, --timeout and "
-        "--until-eof end it. With --count or --shared recv takes from the FIFO exactly the "
-        "messages it prints, so the others stay there for the next reader.",
+        description=_wrap(
+            "Print each message received from the FIFO, one per line (the raw bytes, "
+            "then a newline). Binary messages: use --hex or --json (or -0), which print any "
+            "message unambiguously and which `fastfifo send` reads back. By default recv waits for "
+            "messages for ever, also across writers coming and going; --count, --timeout and "
+            "--until-eof end it. With --count or --shared recv takes from the FIFO exactly the "
+            "messages it prints, so the others stay there for the next reader."
+        ),
         epilog="examples:\n"
         "  fastfifo recv q                            # print messages until Ctrl-C\n"
         "  job=$(fastfifo recv q --count 1)           # take exactly one message\n"
@@ -802,16 +900,33 @@ def build_parser() -> argparse.ArgumentParser:
         + EXIT_STATUS_HELP,
     )
     _add_endpoint_options(r)
-    r.add_argument("--count", "-n", type=_positive_int, default=None, metavar="N",
-                   help="stop after N messages (exit 3 if fewer arrive)")
-    r.add_argument("--timeout", type=_seconds, default=None, metavar="S",
-                   help="stop when no message arrives for S seconds (exit 3 if none did, or "
-                   "fewer than --count); 0 prints what is there now")
-    r.add_argument("--until-eof", action="store_true",
-                   help="stop, like cat, once a writer has come and every writer has left")
-    r.add_argument("--shared", action="store_true",
-                   help="other readers share this FIFO (recv or Reader(shared=True)): take one "
-                   "message at a time, each message to exactly one reader")
+    r.add_argument(
+        "--count",
+        "-n",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stop after N messages (exit 3 if fewer arrive)",
+    )
+    r.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        metavar="S",
+        help="stop when no message arrives for S seconds (exit 3 if none did, or "
+        "fewer than --count); 0 prints what is there now",
+    )
+    r.add_argument(
+        "--until-eof",
+        action="store_true",
+        help="stop, like cat, once a writer has come and every writer has left",
+    )
+    r.add_argument(
+        "--shared",
+        action="store_true",
+        help="other readers share this FIFO (recv or Reader(shared=True)): take one "
+        "message at a time, each message to exactly one reader",
+    )
     _add_encoding_options(r, "print")
     r.set_defaults(func=_recv_main)
 
@@ -819,46 +934,54 @@ def build_parser() -> argparse.ArgumentParser:
         "stat",
         help="is it a FIFO, owner and mode, who has it open, pipe size, bytes buffered",
         formatter_class=_FORMATTER,
-        description="Report on PATH without disturbing it: the type (is it a FIFO), owner and "
-        "mode (and whether fastfifo accepts them), the processes that have it open (from "
-        "/proc, Linux), and, when a reader has it open, the pipe size and the bytes buffered "
-        "in it now. stat never reads, never writes and never changes the pipe size; it opens "
-        "the FIFO (read-only, non-blocking) only when a reader already has it open, because "
-        "opening it as the only reader would wake a writer waiting in open(), which would "
-        "then fail with a broken pipe when stat closes it.",
+        description=_wrap(
+            "Report on PATH without disturbing it: the type (is it a FIFO), owner and "
+            "mode (and whether fastfifo accepts them), the processes that have it open (from "
+            "/proc, Linux), and, when a reader has it open, the pipe size and the bytes buffered "
+            "in it now. stat never reads, never writes and never changes the pipe size; it opens "
+            "the FIFO (read-only, non-blocking) only when a reader already has it open, because "
+            "opening it as the only reader would wake a writer waiting in open(): what that "
+            "writer then writes is lost when stat closes the FIFO (or it fails with a broken "
+            "pipe)."
+        ),
         epilog="examples:\n"
         "  fastfifo stat /tmp/jobs/q\n"
         "  fastfifo stat /tmp/jobs/q --json | jq .buffered_bytes\n"
-        "  fastfifo stat /tmp/jobs/q > /dev/null && echo 'a FIFO is there'\n\n"
-        + EXIT_STATUS_HELP,
+        "  fastfifo stat /tmp/jobs/q > /dev/null && echo 'a FIFO is there'\n\n" + EXIT_STATUS_HELP,
     )
     t.add_argument("path", metavar="PATH")
     t.add_argument("--json", action="store_true", help="print a JSON object")
-    t.add_argument("--open", action="store_true",
-                   help="open the FIFO to read its pipe size and buffered bytes even when no "
-                   "reader is seen (may wake a writer waiting for a reader: see above)")
+    t.add_argument(
+        "--open",
+        action="store_true",
+        help="open the FIFO to read its pipe size and buffered bytes even when no "
+        "reader is seen (may wake a writer waiting for a reader: see above)",
+    )
     t.set_defaults(func=_stat_main)
 
     b = sub.add_parser(
         "bench",
         help="quick 1 -> 1 benchmark through a temporary FIFO",
         formatter_class=_FORMATTER,
-        description="Run a producer process and a consumer through a temporary FIFO and print "
-        "msg/s for fastfifo beside a hand-written os.read loop. Every run checks that each "
-        "message arrived once, in order and intact (exit 1 if not).",
+        description=_wrap(
+            "Run a producer process and a consumer through a temporary FIFO and print "
+            "msg/s for fastfifo beside a hand-written os.read loop. Every run checks that each "
+            "message arrived once, in order and intact (exit 1 if not)."
+        ),
         epilog="examples:\n"
         "  fastfifo bench --count 500000 --size 64\n"
         "  fastfifo bench --json > bench.json\n"
         "  fastfifo bench --plot bench.png          # needs matplotlib\n",
     )
-    b.add_argument("--count", type=_positive_int, default=200_000,
-                   help="messages per run (200000)")
+    b.add_argument("--count", type=_positive_int, default=200_000, help="messages per run (200000)")
     b.add_argument("--size", type=int, default=64, help="message size in bytes (64)")
-    b.add_argument("--repeat", type=_positive_int, default=3,
-                   help="runs per row; the median is shown (3)")
+    b.add_argument(
+        "--repeat", type=_positive_int, default=3, help="runs per row; the median is shown (3)"
+    )
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    b.add_argument("--plot", metavar="FILE.png", help="also draw the results into FILE.png "
-                   "(needs matplotlib)")
+    b.add_argument(
+        "--plot", metavar="FILE.png", help="also draw the results into FILE.png (needs matplotlib)"
+    )
     b.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     b.set_defaults(func=_bench_main)
     return parser
@@ -878,8 +1001,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cut = extra.index("--") if "--" in extra else len(extra)
         before, after = extra[:cut], extra[cut + 1 :]
         if args.command != "send" or any(e.startswith("-") and e != "-" for e in before):
-            parser.exit(EXIT_USAGE, f"fastfifo {args.command}: error: unrecognized arguments: "
-                        f"{' '.join(extra)} (see 'fastfifo {args.command} --help')\n")
+            parser.exit(
+                EXIT_USAGE,
+                f"fastfifo {args.command}: error: unrecognized arguments: "
+                f"{' '.join(extra)} (see 'fastfifo {args.command} --help')\n",
+            )
         args.message += before + after
     old_sigterm = None
     if args.command in ("send", "recv"):
@@ -891,7 +1017,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (KeyboardInterrupt, _Terminated) as e:
         return exit_status(e)
-    except (OSError, ValueError, queue.Empty, queue.Full, _UsageError) as e:
+    except _UsageError as e:
+        _say(args.command, "error", f"{e} (see 'fastfifo {args.command} --help')")
+        return EXIT_USAGE
+    except (OSError, ValueError, queue.Empty, queue.Full) as e:
         _say(args.command, "error", describe(e))
         return exit_status(e)
     finally:
