@@ -150,7 +150,7 @@ def test_close_from_another_thread_wakes_a_blocked_buffered_writer(ff, fifo):
         def blocked():
             try:
                 w.put(b"y" * 1000, timeout=None)
-            except Exception as e:  # noqa: BLE001 - recorded for the assertion
+            except Exception as e:
                 errors.append(e)
 
         t = threading.Thread(target=blocked)
