@@ -1259,6 +1259,17 @@ cdef class ReaderCore(_Endpoint):
             if self.in_msg:
                 # Mid-way through a large message: keep the lock (the next fragments
                 # are ours), wait for them, and notice if their writer died.
+                if r == -2:
+                    # Stray bytes short of a frame at the head (a foreign writer): poll()
+                    # says readable at once, so back off instead of spinning.
+                    if self._writer_gone():
+                        self._drop_partial("its writer died or gave up part-way")
+                        self.in_msg = False
+                        self._release()
+                        return 1
+                    if self._wait_wake(0.002, deadline) == 0:
+                        return 0
+                    continue
                 rev = self._wait_data(deadline)
                 if rev == -3:
                     self._release()

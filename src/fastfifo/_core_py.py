@@ -858,6 +858,15 @@ class ReaderCore(_Endpoint):
                 self._release()
                 return -1
             if self._in_msg:
+                if r == -2:  # stray bytes short of a frame: back off, see _core.pyx
+                    if self._writer_gone():
+                        self._drop_partial("its writer died or gave up part-way")
+                        self._in_msg = False
+                        self._release()
+                        return 1
+                    if self._wait_wake(0.002, deadline) == 0:
+                        return 0
+                    continue
                 rev = self._wait_data(deadline)
                 if rev == -3:
                     self._release()
