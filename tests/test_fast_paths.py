@@ -61,13 +61,17 @@ def test_fork_never_sends_buffered_messages_twice(ff, fifo):
         w.put(b"parent's")
         pid = os.fork()
         if pid == 0:
+            code = 1
             try:
-                w.put(b"child's")
-                w.flush()
-            finally:
-                os._exit(0 if w.pending == 0 else 1)
+                w.put(b"child's")  # the child's copy is closed: it cannot send the buffer
+            except fastfifo.ClosedError as e:
+                code = 0 if "before fork" in str(e) else 2
+            with ff.Writer(fifo) as own:  # its own Writer works
+                own.put(b"child's own")
+            os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
+        w.put(b"parent's second")  # the parent's Writer is untouched
         w.close()
         got = []
         while True:
@@ -75,7 +79,26 @@ def test_fork_never_sends_buffered_messages_twice(ff, fifo):
                 got += r.get_many(timeout=0.2)
             except fastfifo.Empty:
                 break
-    assert sorted(got) == [b"child's", b"parent's"]
+    assert sorted(got) == [b"child's own", b"parent's", b"parent's second"]
+
+
+def test_closing_inherited_endpoints_in_a_child_leaves_the_parents_working(ff, fifo):
+    r = ff.Reader(fifo, pipe_size=None)
+    w = ff.Writer(fifo, pipe_size=None)
+    pid = os.fork()
+    if pid == 0:
+        w.close()
+        r.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    while True:  # the parent's waits must not be woken by the child's close()
+        try:
+            w.put(b"x" * 1000, timeout=0.05)
+        except fastfifo.Full:
+            break
+    assert r.get(timeout=5) == b"x" * 1000
+    w.close()
+    r.close()
 
 
 def test_batches_are_zero_copy_and_never_overwritten(ff, fifo):

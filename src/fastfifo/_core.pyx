@@ -601,8 +601,15 @@ cdef class WriterCore(_Endpoint):
         return True
 
     def _after_fork_in_child(self):
-        """After fork(): buffered messages are the parent's to send, never sent twice."""
+        """After fork(): the open file description (and its large-message lock) and any
+        buffered messages are the parent's.  Two processes sharing one description would
+        share one lock, so their large messages could mix: the child's copy is closed.
+        (No wake-up byte: the wake-up pipe is shared with the parent too.)
+        """
         self.pend_bytes = self.pend_msgs = 0
+        self.closing = True
+        self.closed_reason = "it was opened before fork(); open a new Writer in this process"
+        self._close_fds()
 
     def put_many(self, messages, timeout=None):
         """Write many messages, packed into as few atomic writes as possible.

@@ -446,8 +446,11 @@ class WriterCore(_Endpoint):
         return True
 
     def _after_fork_in_child(self) -> None:
-        """After fork(): buffered messages are the parent's to send, never sent twice."""
+        """After fork(): the description, its lock and the buffer are the parent's; close."""
         self._pend, self._pend_bytes = [], 0
+        self._closing = True
+        self._closed_reason = "it was opened before fork(); open a new Writer in this process"
+        self._close_fds()
 
     def put_many(self, messages: Iterable[Any], timeout: float | None = None) -> None:
         """Write many messages, packed into as few atomic writes as possible."""

@@ -52,16 +52,14 @@ def _framing_code(framing: str) -> int:
 _live_readers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-# Buffered writers alive in this process: after fork() the child drops its copy of the
-# buffer, so a message is never sent by both parent and child.
-_buffered_writers: weakref.WeakSet[Any] = weakref.WeakSet()
+# Writers alive in this process: after fork() the child's copies are closed too (they
+# share the parent's open file description, so its large-message lock, and its buffer).
+_live_writers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    for reader in list(_live_readers):
-        reader._after_fork_in_child()
-    for writer in list(_buffered_writers):
-        writer._after_fork_in_child()
+    for endpoint in [*_live_readers, *_live_writers]:
+        endpoint._after_fork_in_child()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -106,8 +104,11 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             ``put`` packs messages into a buffer of one atomic write and writes it
             when full, on ``flush()``, and on ``close()``/leaving the ``with``
             block.  Many times faster for small messages in hot loops; buffered
-            messages wait (and die with the process) until then.  After
-            ``fork()`` the child's copy of the buffer is dropped, never sent twice.
+            messages wait (and die with the process) until then.
+
+        A Writer (like a Reader) belongs to the process that opened it: after
+        ``fork()`` the child's copy is closed (``ClosedError`` says why), so its
+        buffer is never sent twice and its large-message lock is never shared.
         pipe_size : int or None
             Pipe capacity to ask the kernel for (Linux; default 1 MiB, None keeps it).
         strict_permissions : bool
@@ -150,8 +151,7 @@ def classes_for(core: ModuleType) -> tuple[type, type]:
             self.framing = framing
             self.max_message_size = max_message_size
             self.buffered = buffered
-            if buffered:
-                _buffered_writers.add(self)
+            _live_writers.add(self)
 
         def close(self) -> None:
             """Flush buffered messages (waiting for room as needed), then close; idempotent.
