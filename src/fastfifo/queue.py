@@ -119,7 +119,7 @@ class Queue:
         to use, created (mode 0600) if missing and never removed by fastfifo, so
         unrelated processes can share the queue by naming the same path.
     maxsize : int
-        0 (default): no item limit; ``put`` waits only while the pipe itself is full
+        0 or less (default 0): no item limit; ``put`` waits only while the pipe itself is full
         (``pipe_size`` bytes, 1 MiB by default).  > 0: ``put`` also waits while the
         queue holds ``maxsize`` messages or more, counted by peeking at the pipe (see
         ``qsize``).  The count is checked before each write, so with several
@@ -169,8 +169,9 @@ class Queue:
                 f"the first argument of fastfifo.Queue is the FIFO path, not maxsize; "
                 f"write fastfifo.Queue(maxsize={path})"
             )
-        if not isinstance(maxsize, int) or maxsize < 0:
-            raise ValueError(f"maxsize must be an int >= 0, not {maxsize!r}")
+        if not isinstance(maxsize, int):
+            raise TypeError(f"maxsize must be an int, not {maxsize!r}")
+        maxsize = max(maxsize, 0)  # as multiprocessing: 0 or less means no item limit
         if raw and (dumps is not None or loads is not None):
             raise ValueError("raw=True sends bytes as they are; do not pass dumps/loads too")
         directory = None
@@ -187,8 +188,18 @@ class Queue:
             if create:
                 mkfifo(p, 0o600, exist_ok=True)
         try:
-            self._setup(p, maxsize, dumps, loads, raw, max_message_size, pipe_size,
-                        strict_permissions, _backend, anchor=-1)
+            self._setup(
+                p,
+                maxsize,
+                dumps,
+                loads,
+                raw,
+                max_message_size,
+                pipe_size,
+                strict_permissions,
+                _backend,
+                anchor=-1,
+            )
         except BaseException:
             if directory is not None:
                 _remove_private_dir(directory)
@@ -216,9 +227,11 @@ class Queue:
         self._maxsize = maxsize
         self._dumps_arg, self._loads_arg, self._raw = dumps, loads, raw
         self._dumps: Callable[[Any], Any] | None = (
-            None if raw else (dumps if dumps is not None else _default_dumps))
+            None if raw else (dumps if dumps is not None else _default_dumps)
+        )
         self._loads: Callable[[bytes], Any] | None = (
-            None if raw else (loads if loads is not None else pickle.loads))
+            None if raw else (loads if loads is not None else pickle.loads)
+        )
         self._max_message_size = max_message_size
         self._pipe_size = pipe_size
         self._strict = strict_permissions
@@ -258,18 +271,28 @@ class Queue:
             anchor = _mp_reduction.DupFd(self._fds[0])
         return (
             _rebuild,
-            (self._path, self._maxsize, self._dumps_arg, self._loads_arg, self._raw,
-             self._max_message_size, self._pipe_size, self._strict, self._backend, anchor),
+            (
+                self._path,
+                self._maxsize,
+                self._dumps_arg,
+                self._loads_arg,
+                self._raw,
+                self._max_message_size,
+                self._pipe_size,
+                self._strict,
+                self._backend,
+                anchor,
+            ),
         )
 
     def _after_fork(self) -> None:
-        """In a fork() child: endpoints are reopened on first use; the anchor is kept."""
-        for end in (self._writer, self._reader):
-            if end is not None:
-                try:
-                    end.close()
-                except Exception:
-                    pass
+        """In a fork() child: endpoints are reopened on first use; the anchor is kept.
+
+        The inherited endpoints are dropped, not closed: close() would write to their
+        wake-up pipes, which the parent's copies share (see the report on issue 5), and
+        their descriptors go when the objects do.  A Writer must not be shared: two
+        processes on one open file description also share its large-message lock.
+        """
         self._writer = self._reader = None
         self._opening = threading.Lock()
         self._closing = threading.Event()
@@ -291,8 +314,12 @@ class Queue:
             if self._writer is None:
                 # Our own anchor is a reader, so the open never waits.
                 self._writer = self._writer_cls(
-                    self._path, open_timeout=0, max_message_size=self._max_message_size,
-                    pipe_size=self._pipe_size, strict_permissions=self._strict)
+                    self._path,
+                    open_timeout=0,
+                    max_message_size=self._max_message_size,
+                    pipe_size=self._pipe_size,
+                    strict_permissions=self._strict,
+                )
             return self._writer
 
     def _open_reader(self) -> Any:
@@ -300,8 +327,12 @@ class Queue:
             self._check_open()
             if self._reader is None:
                 self._reader = self._reader_cls(
-                    self._path, shared=True, max_message_size=self._max_message_size,
-                    pipe_size=self._pipe_size, strict_permissions=self._strict)
+                    self._path,
+                    shared=True,
+                    max_message_size=self._max_message_size,
+                    pipe_size=self._pipe_size,
+                    strict_permissions=self._strict,
+                )
             return self._reader
 
     def _check_open(self) -> None:
@@ -341,8 +372,9 @@ class Queue:
         """``put(obj, block=False)``."""
         self.put(obj, False)
 
-    def put_many(self, objs: Iterable[Any], block: bool = True,
-                 timeout: float | None = None) -> None:
+    def put_many(
+        self, objs: Iterable[Any], block: bool = True, timeout: float | None = None
+    ) -> None:
         """Put several objects, packed into as few atomic writes as possible.
 
         Every object is serialised before anything is written.  On ``Full``,
@@ -368,8 +400,9 @@ class Queue:
                     room = max(1, self._room(len(items) - sent))
                 w.put_many(items[sent : sent + room], t)
             except Full as e:
-                raise Full(f"{e} ({sent + e.sent} of {len(items)} objects were put)",
-                           sent + e.sent) from None
+                raise Full(
+                    f"{e} ({sent + e.sent} of {len(items)} objects were put)", sent + e.sent
+                ) from None
             sent += room
 
     def put_many_nowait(self, objs: Iterable[Any]) -> None:
@@ -399,8 +432,9 @@ class Queue:
         """``get(block=False)``."""
         return self.get(False)
 
-    def get_many(self, block: bool = True, timeout: float | None = None,
-                 max_messages: int = 1000) -> list[Any]:
+    def get_many(
+        self, block: bool = True, timeout: float | None = None, max_messages: int = 1000
+    ) -> list[Any]:
         """Remove and return 1 to ``max_messages`` objects (waits only while there are none).
 
         Each call claims at most ``max_messages`` from the pipe, so several
@@ -415,22 +449,7 @@ class Queue:
         if self._stash or self._stash_error is not None:
             return self._from_stash(max_messages)
         r = self._reader or self._open_reader()
-        msgs: list[bytes] = r.get_many(max_messages, timeout if block else 0.0)
-        loads = self._loads
-        if loads is None:
-            return msgs
-        out: list[Any] = []
-        append = out.append
-        for i, m in enumerate(msgs):
-            try:
-                append(loads(m))
-            except Exception as e:
-                self._stash = msgs[i + 1 :]
-                if not out:
-                    raise
-                self._stash_error = e
-                return out
-        return out
+        return self._decode_many(r.get_many(max_messages, timeout if block else 0.0))
 
     def get_many_nowait(self, max_messages: int = 1000) -> list[Any]:
         """``get_many(block=False, max_messages=max_messages)``."""
@@ -443,13 +462,18 @@ class Queue:
             self._stash_error = None
             raise err
         msgs, self._stash = self._stash[:n], self._stash[n:]
+        return self._decode_many(msgs)
+
+    def _decode_many(self, msgs: list[bytes]) -> list[Any]:
+        """Deserialise a batch; if one fails, keep the rest (in order) for the next call."""
         loads = self._loads
         if loads is None:
             return msgs
         out: list[Any] = []
+        append = out.append
         for i, m in enumerate(msgs):
             try:
-                out.append(loads(m))
+                append(loads(m))
             except Exception as e:
                 self._stash = msgs[i + 1 :] + self._stash
                 if not out:
@@ -473,7 +497,8 @@ class Queue:
         if not CAN_PEEK:
             raise NotImplementedError(
                 "qsize() needs tee() to count the messages in a FIFO (Linux only); "
-                "use empty() or a bounded get_many() instead")
+                "use empty() or a bounded get_many() instead"
+            )
         return self._count(None)
 
     def empty(self) -> bool:
@@ -645,8 +670,11 @@ class Queue:
             else:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise Full(f"Queue {self._path!r} held maxsize={self._maxsize} messages "
-                               f"for {timeout} s; nothing was put", 0)
+                    raise Full(
+                        f"Queue {self._path!r} held maxsize={self._maxsize} messages "
+                        f"for {timeout} s; nothing was put",
+                        0,
+                    )
                 self._closing.wait(min(delay, left))
             delay = min(delay * 2, 0.01)
         if self._closed:
@@ -667,8 +695,9 @@ class Queue:
         frames = size // 4000 + 2
         free = pipe_capacity(self._fds[0]) - self._bytes_waiting() - 4096
         if size + frames * (_FRAME_OVERHEAD + 8) > free:
-            raise Full(f"Queue {self._path!r}: no room for a {size}-byte message now; "
-                       "nothing was put", 0)
+            raise Full(
+                f"Queue {self._path!r}: no room for a {size}-byte message now; nothing was put", 0
+            )
 
 
 def _rebuild(
@@ -690,8 +719,18 @@ def _rebuild(
         fd = anchor.detach()
         os.set_inheritable(fd, False)
     try:
-        q._setup(path, maxsize, dumps, loads, raw, max_message_size, pipe_size,
-                 strict_permissions, backend, anchor=fd)
+        q._setup(
+            path,
+            maxsize,
+            dumps,
+            loads,
+            raw,
+            max_message_size,
+            pipe_size,
+            strict_permissions,
+            backend,
+            anchor=fd,
+        )
     except BaseException:
         if fd >= 0:
             os.close(fd)

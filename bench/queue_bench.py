@@ -1,0 +1,294 @@
+"""fastfifo.Queue against multiprocessing.Queue and faster_fifo.Queue, small Python objects.
+
+Run from the root of a checkout (faster-fifo is optional; its rows say "not installed"):
+
+    python bench/queue_bench.py                 # the full table, median of 3 runs
+    python bench/queue_bench.py --reps 5 --seconds 1.0
+
+Every run forks fresh producer and consumer processes (``fork``, so a queue made in the
+parent is inherited as users do); producers build their objects, everyone meets on a
+barrier, and the clock runs from the barrier to the moment the last object is taken.
+Consumers stop at a ``None`` per consumer that the parent puts once every producer is
+done.  Each consumer adds up the ids it took; the run fails unless the total and count
+match exactly (nothing lost or duplicated).  A pilot run per (row, peer) sizes the timed
+runs to about ``--seconds`` each, and the peers' timed runs are interleaved.
+
+Objects: ``dict`` is ``{"id": i, "name": "item-i", "price": 1.5, "tags": ["a", "b"]}``;
+``tuple`` is ``(i, "item-i", 1.5, True)``.  Everything is pickled (each queue's default).
+"Batched" sends lists of 100 with ``put_many`` and takes up to 1000 per ``get_many``
+(multiprocessing.Queue has neither, so it has no batched rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+FOREVER = 3600.0  # faster-fifo's blocking calls take a float timeout (default 10 s)
+BATCH = 100
+CTX = multiprocessing.get_context("fork")
+
+
+def _now() -> float:
+    t: float = time.clock_gettime(time.CLOCK_MONOTONIC)  # one clock for every process
+    return t
+
+
+def make_objects(kind: str, first: int, count: int) -> list[Any]:
+    if kind == "dict":
+        return [
+            {"id": i, "name": f"item-{i}", "price": 1.5, "tags": ["a", "b"]}
+            for i in range(first, first + count)
+        ]
+    return [(i, f"item-{i}", 1.5, True) for i in range(first, first + count)]
+
+
+def ident(obj: Any) -> int:
+    i: int = obj["id"] if isinstance(obj, dict) else obj[0]
+    return i
+
+
+# ---------------------------------------------------------------- peers
+
+
+@dataclass
+class Peer:
+    key: str
+    make: Callable[[], Any]
+    put_many: Callable[[Any, list[Any]], None] | None
+    get_many: Callable[[Any], list[Any]] | None
+    put: Callable[[Any, Any], None]
+    get: Callable[[Any], Any]
+
+
+def _fastfifo() -> Peer:
+    import fastfifo
+
+    return Peer(
+        "fastfifo.Queue",
+        lambda: fastfifo.Queue(),
+        lambda q, xs: q.put_many(xs),
+        lambda q: q.get_many(max_messages=1000),
+        lambda q, x: q.put(x),
+        lambda q: q.get(),
+    )
+
+
+def _multiprocessing() -> Peer:
+    return Peer(
+        "multiprocessing.Queue",
+        lambda: CTX.Queue(),
+        None,
+        None,
+        lambda q, x: q.put(x),
+        lambda q: q.get(),
+    )
+
+
+def _faster_fifo() -> Peer:
+    import faster_fifo  # type: ignore[import-not-found,unused-ignore]
+
+    return Peer(
+        "faster_fifo.Queue",
+        lambda: faster_fifo.Queue(max_size_bytes=1 << 20),  # the size of fastfifo's pipe
+        lambda q, xs: q.put_many(xs, True, FOREVER),
+        lambda q: q.get_many(True, FOREVER, 1000),
+        lambda q, x: q.put(x, True, FOREVER),
+        lambda q: q.get(True, FOREVER),
+    )
+
+
+PEERS: list[tuple[str, Callable[[], Peer]]] = [
+    ("fastfifo.Queue", _fastfifo),
+    ("multiprocessing.Queue", _multiprocessing),
+    ("faster_fifo.Queue", _faster_fifo),
+]
+
+
+# ---------------------------------------------------------------- one run
+
+
+def _producer(
+    peer: Peer, q: Any, barrier: Any, kind: str, first: int, count: int, batched: bool
+) -> None:
+    objs = make_objects(kind, first, count)
+    barrier.wait()
+    if batched:
+        assert peer.put_many is not None
+        for i in range(0, count, BATCH):
+            peer.put_many(q, objs[i : i + BATCH])
+    else:
+        put = peer.put
+        for o in objs:
+            put(q, o)
+
+
+def _consumer(
+    peer: Peer, q: Any, barrier: Any, slot: int, ends: Any, counts: Any, sums: Any, batched: bool
+) -> None:
+    barrier.wait()
+    n = total = 0
+    last = _now()
+    seen_stop = False
+    while not seen_stop:
+        batch = peer.get_many(q) if batched else [peer.get(q)]  # type: ignore[misc]
+        before = n
+        for obj in batch:
+            if obj is None:
+                if seen_stop:
+                    peer.put(q, None)  # another consumer's stop: hand it back
+                seen_stop = True
+            else:
+                n += 1
+                total += ident(obj)
+        if n > before:
+            last = _now()  # the time this consumer took its latest object
+    ends[slot], counts[slot], sums[slot] = last, n, total
+
+
+def run_once(
+    peer: Peer, producers: int, consumers: int, kind: str, batched: bool, per_producer: int
+) -> float:
+    """Objects per second for one run (raises if delivery was not exactly once)."""
+    q = peer.make()
+    barrier = CTX.Barrier(producers + consumers + 1)
+    ends = CTX.Array("d", consumers, lock=False)
+    counts = CTX.Array("q", consumers, lock=False)
+    sums = CTX.Array("q", consumers, lock=False)
+    cons = [
+        CTX.Process(target=_consumer, args=(peer, q, barrier, c, ends, counts, sums, batched))
+        for c in range(consumers)
+    ]
+    prods = [
+        CTX.Process(
+            target=_producer, args=(peer, q, barrier, kind, p * per_producer, per_producer, batched)
+        )
+        for p in range(producers)
+    ]
+    for p in cons + prods:
+        p.start()
+    barrier.wait()
+    start = _now()
+    for p in prods:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"{peer.key}: a producer exited with {p.exitcode}")
+    for _ in range(consumers):
+        peer.put(q, None)
+    for p in cons:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"{peer.key}: a consumer exited with {p.exitcode}")
+    total = producers * per_producer
+    if sum(counts) != total or sum(sums) != total * (total - 1) // 2:
+        raise RuntimeError(f"{peer.key}: delivery check failed: {sum(counts)} of {total}")
+    close = getattr(q, "close", None)
+    if close is not None:
+        close()
+    rate: float = total / (max(ends) - start)
+    return rate
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass
+class Row:
+    workload: str
+    producers: int
+    consumers: int
+    kind: str
+    batched: bool
+
+
+ROWS = [
+    Row(w, n, n, kind, batched)
+    for w, n in (("1->1", 1), ("4->4", 4))
+    for batched in (False, True)
+    for kind in ("dict", "tuple")
+]
+
+
+def measure_row(
+    row: Row, peers: dict[str, Peer], reps: int, seconds: float
+) -> dict[str, list[float]]:
+    """Rates per peer.  A pilot run sizes each peer's runs; the timed runs are interleaved
+    (A, B, C, A, B, C...) so that a drift in the machine's load hits every peer alike."""
+    per: dict[str, int] = {}
+    for key, peer in peers.items():
+        pilot_n = 5_000 if row.producers == 1 else 2_000
+        rate = run_once(peer, row.producers, row.consumers, row.kind, row.batched, pilot_n)
+        n = max(2_000, min(int(rate * seconds / row.producers), 2_000_000))
+        per[key] = n - n % BATCH
+    rates: dict[str, list[float]] = {key: [] for key in peers}
+    for _ in range(reps):
+        for key, peer in peers.items():
+            rates[key].append(
+                run_once(peer, row.producers, row.consumers, row.kind, row.batched, per[key])
+            )
+    return rates
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=3, help="timed runs per cell (median shown)")
+    ap.add_argument("--seconds", type=float, default=0.5, help="target length of a run")
+    args = ap.parse_args(argv)
+
+    peers: dict[str, Peer | str] = {}
+    for key, factory in PEERS:
+        try:
+            peers[key] = factory()
+        except ImportError as e:
+            peers[key] = f"not installed ({e})"
+
+    import fastfifo
+
+    print(
+        f"# fastfifo.Queue vs peers: small Python objects ({os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}, fastfifo {fastfifo.__version__} "
+        f"backend={fastfifo.backend}, median of {args.reps})\n"
+    )
+    print(
+        "| workload | objects | calls | peer | objects/s (median) | min – max "  # noqa: RUF001
+        "| fastfifo ÷ peer |"
+    )
+    print("|---|---|---|---|---:|---:|---:|")
+    for row in ROWS:
+        usable = {
+            key: peer
+            for key, peer in peers.items()
+            if not isinstance(peer, str) and (peer.put_many is not None or not row.batched)
+        }
+        calls = "put_many/get_many" if row.batched else "put/get"
+        print(f"  {row.workload} {row.kind} {calls}...", file=sys.stderr, flush=True)
+        rates = measure_row(row, usable, args.reps, args.seconds)
+        medians = {key: statistics.median(r) for key, r in rates.items()}
+        mine = medians.get("fastfifo.Queue")
+        for key, peer in peers.items():
+            if isinstance(peer, str):
+                cells = (peer, "", "")
+            elif key not in rates:
+                continue  # multiprocessing.Queue has no put_many/get_many
+            else:
+                ratio = ""
+                if mine:
+                    ratio = "1.00" if key == "fastfifo.Queue" else f"{mine / medians[key]:.2f}"
+                spread = f"{min(rates[key]):,.0f} – {max(rates[key]):,.0f}"  # noqa: RUF001
+                cells = (f"{medians[key]:,.0f}", spread, ratio)
+            print(
+                f"| {row.workload} | {row.kind} | {calls} | {key} | {' | '.join(cells)} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,575 @@
+"""fastfifo.Queue: the multiprocessing.Queue behaviours users rely on, and its own.
+
+Tests taking ``make_queue`` run against ``multiprocessing.Queue`` and against
+``fastfifo.Queue`` over each backend: where both run, the semantics match.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import multiprocessing
+import multiprocessing.queues
+import os
+import pickle
+import queue
+import stat
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import pytest
+from conftest import BACKENDS
+
+import fastfifo
+from fastfifo import queue as ffqueue
+
+KINDS = ["multiprocessing", *(f"fastfifo-{b}" for b in BACKENDS)]
+FF_KINDS = [f"fastfifo-{b}" for b in BACKENDS]
+
+
+def _new(kind: str, maxsize: int = 0, **options):
+    if kind == "multiprocessing":
+        return multiprocessing.Queue(maxsize)
+    return fastfifo.Queue(maxsize=maxsize, _backend=kind.split("-")[1], **options)
+
+
+@pytest.fixture(params=KINDS)
+def make_queue(request):
+    made = []
+
+    def make(maxsize: int = 0, **options):
+        q = _new(request.param, maxsize, **options)
+        made.append(q)
+        return q
+
+    make.kind = request.param
+    yield make
+    for q in made:
+        q.close()
+        if isinstance(q, multiprocessing.queues.Queue):
+            q.cancel_join_thread()  # never hang at exit on a feeder with unread data
+
+
+@pytest.fixture(params=FF_KINDS)
+def ffq(request):
+    made = []
+
+    def make(*args, **options):
+        q = fastfifo.Queue(*args, _backend=request.param.split("-")[1], **options)
+        made.append(q)
+        return q
+
+    make.backend = request.param.split("-")[1]
+    yield make
+    for q in made:
+        q.close()
+
+
+# ---------------------------------------------------------------- shared semantics
+
+
+def test_order_and_object_types_survive(make_queue):
+    q = make_queue()
+    objs = [
+        {"id": i, "tags": ["a", "b"], "score": i / 3} if i % 2 else (i, f"s{i}", None)
+        for i in range(200)
+    ]
+    objs += [b"bytes", 3.5, {"nested": {"x": [1, 2, (3, 4)]}}, frozenset({1, 2})]
+    for o in objs:
+        q.put(o)
+    assert [q.get(timeout=5) for _ in objs] == objs
+
+
+def test_get_with_timeout_raises_queue_empty_after_the_timeout(make_queue):
+    q = make_queue()
+    t0 = time.monotonic()
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.2)
+    assert 0.19 <= time.monotonic() - t0 < 2.0
+
+
+def test_nonblocking_get_never_waits_and_ignores_timeout(make_queue):
+    q = make_queue()
+    t0 = time.monotonic()
+    with pytest.raises(queue.Empty):
+        q.get_nowait()
+    with pytest.raises(queue.Empty):
+        q.get(False, 10)  # block=False: the timeout is ignored
+    with pytest.raises(queue.Empty):
+        q.get(block=False)
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_get_with_timeout_none_blocks_until_a_put(make_queue):
+    q = make_queue()
+    got = []
+    t = threading.Thread(target=lambda: got.append(q.get()))  # block=True, timeout=None
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and not got  # still waiting: no default timeout
+    q.put({"late": True})
+    t.join(10)
+    assert got == [{"late": True}]
+
+
+def test_maxsize_full_put_nowait_and_put_timeout(make_queue):
+    q = make_queue(maxsize=2)
+    assert not q.full()
+    q.put(1)
+    q.put({"two": 2})
+    assert q.full()
+    with pytest.raises(queue.Full):
+        q.put_nowait(3)
+    with pytest.raises(queue.Full):
+        q.put(3, False, 10)  # block=False: the timeout is ignored
+    t0 = time.monotonic()
+    with pytest.raises(queue.Full):
+        q.put(3, timeout=0.2)
+    assert 0.19 <= time.monotonic() - t0 < 2.0
+    assert q.qsize() == 2
+    assert q.get(timeout=5) == 1
+    q.put_nowait(3)
+    assert [q.get(timeout=5), q.get(timeout=5)] == [{"two": 2}, 3]
+
+
+def test_blocking_put_waits_for_room_then_completes(make_queue):
+    q = make_queue(maxsize=1)
+    q.put("first")
+    done = threading.Event()
+
+    def producer():
+        q.put("second")  # block=True, timeout=None
+        done.set()
+
+    t = threading.Thread(target=producer)
+    t.start()
+    assert not done.wait(0.3)  # the queue is full: the put waits
+    assert q.get(timeout=5) == "first"
+    assert done.wait(10)
+    t.join()
+    assert q.get(timeout=5) == "second"
+
+
+def test_qsize_and_empty(make_queue):
+    q = make_queue()
+    assert q.empty()
+    assert q.qsize() == 0
+    for i in range(5):
+        q.put(i)
+    assert q.qsize() == 5
+    assert q.get(timeout=5) == 0
+    assert q.qsize() == 4
+    for _ in range(4):
+        q.get(timeout=5)
+    assert q.qsize() == 0
+    assert q.empty()
+
+
+def test_close_then_put_and_get_raise_value_error(make_queue):
+    q = make_queue()
+    q.put(1)
+    q.close()
+    with pytest.raises(ValueError):
+        q.put(2)
+    with pytest.raises(ValueError):
+        q.get(timeout=1)
+    q.join_thread()
+    q.close()  # idempotent
+
+
+def test_join_thread_is_only_for_a_closed_queue(make_queue):
+    q = make_queue()
+    q.put(1)
+    with pytest.raises(AssertionError):
+        q.join_thread()
+    q.cancel_join_thread()
+    q.close()
+    q.join_thread()
+
+
+def test_large_objects_arrive_whole(make_queue):
+    q = make_queue()
+    big = os.urandom(3 << 20)  # larger than the pipe: the put waits for the reader
+    objs = [big, {"small": 1}, list(range(20_000)), b"x" * 5000]
+    t = threading.Thread(target=lambda: [q.put(o) for o in objs])
+    t.start()
+    got = [q.get(timeout=30) for _ in objs]
+    t.join()
+    assert got == objs
+
+
+def test_threads_put_and_get_concurrently(make_queue):
+    q = make_queue()
+    n, threads = 500, 4
+    out: list = []
+    lock = threading.Lock()
+
+    def producer(k):
+        for i in range(n):
+            q.put((k, i))
+
+    def consumer():
+        for _ in range(n):
+            item = q.get(timeout=30)
+            with lock:
+                out.append(item)
+
+    ts = [threading.Thread(target=producer, args=(k,)) for k in range(threads)]
+    ts += [threading.Thread(target=consumer) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert sorted(out) == [(k, i) for k in range(threads) for i in range(n)]
+
+
+# ---------------------------------------------------------------- fastfifo only
+
+
+def test_put_is_synchronous_no_feeder_thread(ffq):
+    q = ffq()
+    threads = threading.active_count()
+    q.put({"now": 1})
+    assert not q.empty()
+    assert q.qsize() == 1
+    assert q.get_nowait() == {"now": 1}  # no feeder thread to wait for
+    assert threading.active_count() == threads
+
+
+def test_pickling_error_is_raised_by_put_and_nothing_is_sent(ffq):
+    q = ffq()
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        q.put(lambda: 1)
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        q.put_many([1, threading.Lock(), 3])  # checked before anything is written
+    assert q.empty()
+    q.put("still fine")
+    assert q.get_nowait() == "still fine"
+
+
+def test_put_many_and_get_many(ffq):
+    q = ffq()
+    objs = [{"i": i} for i in range(2500)] + [b"y" * 10_000]
+    t = threading.Thread(target=q.put_many, args=(objs,))
+    t.start()
+    got: list = []
+    while len(got) < len(objs):
+        batch = q.get_many(timeout=10, max_messages=700)
+        assert 1 <= len(batch) <= 700
+        got += batch
+    t.join()
+    assert got == objs
+    with pytest.raises(fastfifo.Empty):
+        q.get_many_nowait()
+    q.put_many_nowait([1, 2])
+    assert q.get_many(block=False) == [1, 2]
+
+
+def _bad_loads(data):
+    obj = pickle.loads(data)
+    if obj == "poison":
+        raise ValueError("cannot decode")
+    return obj
+
+
+def test_get_many_keeps_the_messages_after_a_failed_loads(ffq):
+    q = ffq(loads=_bad_loads)
+    q.put_many([1, 2, "poison", 4, 5])
+    assert q.get_many(timeout=5) == [1, 2]
+    with pytest.raises(ValueError, match="cannot decode"):
+        q.get_many(timeout=5)
+    assert q.get_many(timeout=5) == [4, 5]
+    q.put_many(["poison", 6])
+    with pytest.raises(ValueError):
+        q.get_many(timeout=5)
+    assert q.get(timeout=5) == 6
+
+
+def test_raw_bytes_and_custom_serialisers(ffq):
+    raw = ffq(raw=True)
+    raw.put(b"as is")
+    raw.put(bytearray(b"ba"))
+    raw.put(memoryview(b"mv"))
+    assert raw.get_many(timeout=5) == [b"as is", b"ba", b"mv"]
+    with pytest.raises(ValueError):
+        ffq(raw=True, dumps=json.dumps)
+    js = ffq(dumps=lambda o: json.dumps(o).encode(), loads=json.loads)
+    js.put({"a": [1, 2]})
+    assert js.get(timeout=5) == {"a": [1, 2]}
+
+
+def test_first_argument_is_the_path_not_maxsize():
+    with pytest.raises(TypeError, match="maxsize=10"):
+        fastfifo.Queue(10)
+
+
+def test_private_fifo_is_0600_in_a_fresh_0700_directory(ffq):
+    q = ffq()
+    path, directory = q.path, os.path.dirname(q.path)
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.lstat(directory).st_mode) == 0o700
+    assert os.listdir(directory) == ["queue"]
+    q.close()
+    assert os.path.exists(path)  # close() is per process; the path goes with the object
+
+
+def test_private_fifo_removed_on_garbage_collection():
+    q = fastfifo.Queue()
+    directory = os.path.dirname(q.path)
+    q.put("x")
+    del q
+    gc.collect()
+    assert not os.path.exists(directory)
+
+
+def test_given_path_is_created_and_kept(tmp_path):
+    path = str(tmp_path / "jobs")
+    q = fastfifo.Queue(path)
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)
+    q.close()
+    del q
+    gc.collect()
+    assert os.path.exists(path)
+    with pytest.raises(FileNotFoundError):
+        fastfifo.Queue(str(tmp_path / "missing"), create=False)
+
+
+_EXIT_SCRIPT = """
+import os, sys, fastfifo
+q = fastfifo.Queue()
+q.put("x")
+print(q.path, flush=True)
+pid = os.fork()
+if pid == 0:
+    q.put("from child")
+    del q
+    import gc; gc.collect()
+    sys.exit(0)          # a normal exit: atexit runs in the child too
+os.waitpid(pid, 0)
+assert os.path.exists(q.path), "a child removed its parent's FIFO"
+assert q.get(timeout=5) == "x" and q.get(timeout=5) == "from child"
+print("ok", flush=True)
+"""
+
+
+def test_private_fifo_removed_at_exit_and_never_by_a_child():
+    out = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    path, status = out.stdout.split()
+    assert status == "ok"
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_unrelated_processes_share_a_queue_by_path(ffq, tmp_path):
+    path = str(tmp_path / "shared-q")
+    q = ffq(path)
+    code = (
+        f"import fastfifo; q = fastfifo.Queue({path!r}, _backend={ffq.backend!r}); "
+        "q.put_many([{'from': 'other', 'i': i} for i in range(100)]); q.put(('end',))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    # The other process has exited: the messages live on in the pipe we hold open.
+    got = [q.get(timeout=5) for _ in range(101)]
+    assert got == [{"from": "other", "i": i} for i in range(100)] + [("end",)]
+
+
+def test_close_wakes_a_get_blocked_in_another_thread(ffq):
+    q = ffq()
+    errors = []
+
+    def blocked():
+        try:
+            q.get()
+        except ValueError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=blocked)
+    t.start()
+    t.join(0.2)
+    assert t.is_alive()
+    q.close()
+    t.join(10)
+    assert not t.is_alive()
+    assert isinstance(errors[0], fastfifo.ClosedError)
+
+
+def test_pickle_round_trip_shares_the_same_fifo(ffq):
+    q = ffq()
+    twin = pickle.loads(pickle.dumps(q))
+    assert twin.path == q.path and twin.maxsize == q.maxsize
+    twin.put("via twin")
+    assert q.get(timeout=5) == "via twin"
+    twin.close()
+    q.close()
+    with pytest.raises(ValueError):
+        pickle.dumps(q)
+
+
+def _square_into(args):
+    q, i = args
+    q.put((i, i * i))
+    return os.getpid()
+
+
+def test_queue_can_be_sent_to_pool_workers(ffq):
+    q = ffq()
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_square_into, [(q, i) for i in range(6)])
+    assert sorted(q.get(timeout=10) for _ in range(6)) == [(i, i * i) for i in range(6)]
+
+
+def test_maxsize_put_many_puts_a_prefix_then_full(ffq):
+    q = ffq(maxsize=3)
+    with pytest.raises(fastfifo.Full) as info:
+        q.put_many(range(5), timeout=0.1)
+    assert info.value.sent == 3
+    assert q.get_many(timeout=5) == [0, 1, 2]
+
+
+def test_full_when_the_pipe_itself_is_full(ffq):
+    q = ffq(pipe_size=65536, raw=True)
+    n = 0
+    with pytest.raises(fastfifo.Full):
+        while True:
+            q.put_nowait(b"z" * 1000)
+            n += 1
+    assert q.full()
+    assert q.qsize() == n
+    assert q.get(timeout=5) == b"z" * 1000
+
+
+def test_nonblocking_large_put_is_refused_whole_when_there_is_no_room(ffq):
+    q = ffq(pipe_size=65536, raw=True)
+    q.put(b"a" * 40_000)  # fragments; leaves less than 30 KB of room
+    with pytest.raises(fastfifo.Full):
+        q.put_nowait(b"b" * 40_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no IncompleteMessageWarning: nothing half-sent
+        assert q.get(timeout=5) == b"a" * 40_000
+        with pytest.raises(fastfifo.Empty):
+            q.get(timeout=0.1)
+
+
+def test_without_tee_qsize_refuses_and_maxsize_estimates(ffq, monkeypatch):
+    monkeypatch.setattr(ffqueue, "CAN_PEEK", False)
+    q = ffq(maxsize=2)
+    with pytest.raises(NotImplementedError):
+        q.qsize()
+    q.put("a")
+    q.put("b")
+    with pytest.raises(fastfifo.Full):
+        q.put_nowait("c")
+    assert q.get(timeout=5) == "a"
+    q.put_nowait("c")
+
+
+def test_fork_child_reopens_its_own_endpoints(ffq):
+    q = ffq(pipe_size=65536)
+    q.put("before")
+    assert q.get(timeout=5) == "before"  # the parent's reader and writer are open
+    q.put("for child")
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if q.get(timeout=5) == "for child" else 2
+            q.put(("child", 1))
+            q.put(b"c" * 20_000)  # a fragmented message: needs a Writer of its own
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)  # the parent reads only once the child is done
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert q.get(timeout=5) == ("child", 1)
+    assert q.get(timeout=5) == b"c" * 20_000
+    # The child left the parent's endpoints intact: a full pipe still means Full.
+    with pytest.raises(fastfifo.Full):
+        while True:
+            q.put(b"x" * 1000, timeout=0.05)
+    with pytest.raises(fastfifo.Empty):
+        while True:
+            q.get(timeout=0.05)
+
+
+def _drain_into(q, results, n):
+    results.put([q.get(timeout=10) for _ in range(n)])
+
+
+def test_contents_survive_the_parent_closing_before_a_spawned_child_opens(ffq):
+    q, results = ffq(), ffq()
+    q.put_many(range(10))
+    p = multiprocessing.get_context("spawn").Process(target=_drain_into, args=(q, results, 10))
+    p.start()
+    q.close()  # the parent's last fd: the pipe lives on in the child's inherited anchor
+    assert results.get(timeout=30) == list(range(10))
+    p.join(30)
+    assert p.exitcode == 0
+
+
+# ---------------------------------------------------------------- 3 producers, 3 consumers
+
+PER_PRODUCER = 1500
+
+
+def _producer(q, wid):
+    for i in range(PER_PRODUCER):
+        if i % 300 == 7:
+            q.put({"w": wid, "i": i, "pad": b"p" * 20_000})  # fragmented: above the atomic size
+        elif i % 2:
+            q.put((wid, i))
+        else:
+            q.put({"w": wid, "i": i})
+    q.put_many([(wid, -k) for k in range(1, 51)])
+
+
+def _consumer(q, results, cid):
+    got = []
+    n = 0
+    while True:
+        n += 1
+        batch = [q.get()] if n % 2 else q.get_many(max_messages=n % 17 + 1)
+        stop = False
+        for item in batch:
+            if item is None:
+                if stop:
+                    q.put(None)  # another consumer's stop signal: hand it back
+                stop = True
+            else:
+                got.append(item if isinstance(item, tuple) else (item["w"], item["i"]))
+        if stop:
+            break
+    results.put((cid, got))
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_three_producers_three_consumers_exactly_once(method):
+    ctx = multiprocessing.get_context(method)
+    q, results = fastfifo.Queue(), fastfifo.Queue()
+    consumers = [ctx.Process(target=_consumer, args=(q, results, c)) for c in range(3)]
+    producers = [ctx.Process(target=_producer, args=(q, w)) for w in range(3)]
+    for p in consumers + producers:
+        p.start()
+    for p in producers:
+        p.join(60)
+        assert p.exitcode == 0
+    q.put_many([None, None, None])
+    per_consumer = dict(results.get(timeout=60) for _ in range(3))
+    for p in consumers:
+        p.join(60)
+        assert p.exitcode == 0
+    every = [x for got in per_consumer.values() for x in got]
+    expected = [(w, i) for w in range(3) for i in range(PER_PRODUCER)]
+    expected += [(w, -k) for w in range(3) for k in range(1, 51)]
+    assert len(every) == len(expected)
+    assert sorted(every) == sorted(expected)  # each exactly once
+    for got in per_consumer.values():  # each producer's items in order within a consumer
+        for w in range(3):
+            seq = [i for ww, i in got if ww == w and i >= 0]
+            assert seq == sorted(seq)
+    q.close()
+    results.close()
