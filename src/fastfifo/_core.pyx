@@ -631,10 +631,9 @@ cdef class WriterCore(_Endpoint):
         """
         cdef double deadline = to_deadline(timeout)
         cdef list seq = messages if type(messages) is list else list(messages)
-        cdef Py_ssize_t i, n = len(seq), used = 0, size, pending = 0, sent = 0
+        cdef Py_ssize_t i, n = len(seq), used = 0, pending = 0, sent = 0
         cdef Py_buffer view
         cdef object item
-        cdef const char *p
         # Pass 1: validate the whole batch so a bad message writes nothing.
         for i in range(n):
             item = seq[i]
@@ -747,7 +746,7 @@ cdef class MessageBatch:
 
     cdef int _reserve(self) except -1:
         cdef Py_ssize_t *o
-        cdef Py_ssize_t *l
+        cdef Py_ssize_t *ln
         if self.n < self.room:
             return 0
         self.room = max(64, self.room * 2)
@@ -755,10 +754,10 @@ cdef class MessageBatch:
         if o == NULL:
             raise MemoryError()
         self.offs = o
-        l = <Py_ssize_t *>realloc(self.lens, self.room * sizeof(Py_ssize_t))
-        if l == NULL:
+        ln = <Py_ssize_t *>realloc(self.lens, self.room * sizeof(Py_ssize_t))
+        if ln == NULL:
             raise MemoryError()
-        self.lens = l
+        self.lens = ln
         return 0
 
     cdef int _add(self, _Chunk chunk, Py_ssize_t off, Py_ssize_t length) except -1:
@@ -1636,4 +1635,3 @@ cdef class ReaderCore(_Endpoint):
             return self.get()
         except (EOFError, ClosedError):
             raise StopIteration
-
