@@ -1173,7 +1173,9 @@ cdef class ReaderCore(_Endpoint):
         while True:
             # Check the lock first, then that the pipe is empty: a writer that wrote
             # its last fragment and unlocked in between leaves data we would see.
-            if self._writer_gone():
+            # (Lines have no fragments and no writers' lock: an overlong line is
+            # waited for to its newline, so no other reader ever gets its tail.)
+            if self.framing == FRAMES and self._writer_gone():
                 pfd.fd = self.fd
                 pfd.events = px.POLLIN
                 pfd.revents = 0
@@ -1259,7 +1261,11 @@ cdef class ReaderCore(_Endpoint):
                 if not self.in_msg:
                     self._release()
                 return 1
-            if r == -1 and not self.in_msg:
+            if r == -1:
+                if self.in_msg:  # every writer left part-way through a message
+                    if self.framing == FRAMES:
+                        self._drop_partial("every writer left before it ended")
+                    self.in_msg = False
                 self._release()
                 return -1
             if self.in_msg:
@@ -1268,7 +1274,7 @@ cdef class ReaderCore(_Endpoint):
                 if r == -2:
                     # Stray bytes short of a frame at the head (a foreign writer): poll()
                     # says readable at once, so back off instead of spinning.
-                    if self._writer_gone():
+                    if self.framing == FRAMES and self._writer_gone():
                         self._drop_partial("its writer died or gave up part-way")
                         self.in_msg = False
                         self._release()

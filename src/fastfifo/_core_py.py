@@ -787,7 +787,7 @@ class ReaderCore(_Endpoint):
         if self._asm is None and not self._asm_skip and not self._in_msg:
             return self._wait(select.POLLIN, deadline)
         while True:
-            if self._writer_gone() and self._pipe_empty():
+            if self._framing == FRAMES and self._writer_gone() and self._pipe_empty():
                 self._drop_partial("its writer died or gave up part-way")
                 self._in_msg = False
                 return -3
@@ -857,12 +857,16 @@ class ReaderCore(_Endpoint):
                 if not self._in_msg:
                     self._release()
                 return 1
-            if r == -1 and not self._in_msg:
+            if r == -1:
+                if self._in_msg:  # every writer left part-way through a message
+                    if self._framing == FRAMES:
+                        self._drop_partial("every writer left before it ended")
+                    self._in_msg = False
                 self._release()
                 return -1
             if self._in_msg:
                 if r == -2:  # stray bytes short of a frame: back off, see _core.pyx
-                    if self._writer_gone():
+                    if self._framing == FRAMES and self._writer_gone():
                         self._drop_partial("its writer died or gave up part-way")
                         self._in_msg = False
                         self._release()
