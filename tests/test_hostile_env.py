@@ -125,8 +125,9 @@ def test_shared_reader_discards_a_header_claiming_gigabytes(ff, fifo):
         os.close(fd)
 
 
-@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=linux_only)],
-                         ids=["one-reader", "shared"])
+@pytest.mark.parametrize(
+    "shared", [False, pytest.param(True, marks=linux_only)], ids=["one-reader", "shared"]
+)
 def test_first_fragment_announcing_a_huge_total_allocates_nothing(ff, fifo, shared):
     """A FIRST fragment saying 2**62 bytes follow: refused on sight, its fragments dropped."""
     tracemalloc.start()
@@ -135,8 +136,13 @@ def test_first_fragment_announcing_a_huge_total_allocates_nothing(ff, fifo, shar
             cap = r.buffer_capacity
             base = tracemalloc.get_traced_memory()[0]
             fd = raw_writer(fifo)
-            os.write(fd, first_fragment(1 << 62, b"a" * 100) + frame(b"b" * 50, kind=2)
-                     + frame(b"c" * 50, kind=3) + frame(b"after"))
+            os.write(
+                fd,
+                first_fragment(1 << 62, b"a" * 100)
+                + frame(b"b" * 50, kind=2)
+                + frame(b"c" * 50, kind=3)
+                + frame(b"after"),
+            )
             with pytest.raises(fastfifo.MessageTooLargeError, match="exceeds max_message_size"):
                 r.get(timeout=5)
             assert r.get(timeout=5) == b"after"
@@ -217,8 +223,9 @@ def test_garbage_between_frames_with_two_shared_readers(ff, fifo, seed):
 # ------------------------------------------------------------------ a writer that stops mid-frame
 
 
-@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=linux_only)],
-                         ids=["one-reader", "shared"])
+@pytest.mark.parametrize(
+    "shared", [False, pytest.param(True, marks=linux_only)], ids=["one-reader", "shared"]
+)
 def test_half_a_frame_then_silence(ff, fifo, shared):
     """A raw writer sends half a frame and stalls, holding the FIFO open.
 
@@ -264,8 +271,9 @@ def _stoppable_large_writer(backend, path, size):
         w.put(b"L" * size)
 
 
-@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=linux_only)],
-                         ids=["one-reader", "shared"])
+@pytest.mark.parametrize(
+    "shared", [False, pytest.param(True, marks=linux_only)], ids=["one-reader", "shared"]
+)
 def test_writer_stopped_mid_large_message(ff, fifo, shared):
     """A Writer frozen (SIGSTOP) part-way through a large message, holding the writers' lock.
 
@@ -545,10 +553,12 @@ _EMFILE_CHILD = textwrap.dedent(
 
 
 def _emfile_results(backend, fifo):
-    code = _EMFILE_CHILD.format(tests=os.path.dirname(__file__), backend=backend, path=fifo,
-                                shared_ok=LINUX)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False)
+    code = _EMFILE_CHILD.format(
+        tests=os.path.dirname(__file__), backend=backend, path=fifo, shared_ok=LINUX
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -640,9 +650,12 @@ def test_a_refused_pipe_size_falls_back_quietly(ff, fifo, monkeypatch):
 
 
 @linux_only
-@pytest.mark.xfail(strict=True, reason="bug: a shared reader can never claim a frame larger "
-                   "than its peek window (256 KiB) although max_message_size allows it: every "
-                   "shared reader waits on it for ever and nothing behind it is delivered")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a shared reader can never claim a frame larger "
+    "than its peek window (256 KiB) although max_message_size allows it: every "
+    "shared reader waits on it for ever and nothing behind it is delivered",
+)
 def test_shared_reader_and_a_whole_frame_larger_than_the_peek_window(ff, fifo):
     with ff.Reader(fifo, shared=True) as r:
         fd = os.open(fifo, os.O_WRONLY)
@@ -660,8 +673,11 @@ def test_shared_reader_and_a_whole_frame_larger_than_the_peek_window(ff, fifo):
 
 
 @linux_only
-@pytest.mark.xfail(strict=True, reason="bug: as above for a line longer than the peek window "
-                   "(a shell writer's long line): shared lines readers wedge for ever")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: as above for a line longer than the peek window "
+    "(a shell writer's long line): shared lines readers wedge for ever",
+)
 def test_shared_lines_reader_and_a_line_longer_than_the_peek_window(ff, fifo):
     with ff.Reader(fifo, framing="lines", shared=True) as r:
         fd = os.open(fifo, os.O_WRONLY)
@@ -677,13 +693,18 @@ def test_shared_lines_reader_and_a_line_longer_than_the_peek_window(ff, fifo):
         assert [len(m) for m in got] == [300_000, 4]
 
 
-@pytest.mark.parametrize("framing,partial", [("frames", frame(b"hello")[:4]),
-                                             ("lines", b"no newline yet")])
-@pytest.mark.xfail(strict=True, reason="bug: exact-read claims (shared readers without tee, "
-                   "i.e. macOS) wait for the rest of a frame or line with no deadline: "
-                   "get(timeout=0.2) hangs for ever, holding the readers' lock")
-def test_exact_claims_honour_the_timeout_on_a_partial_frame(ff, fifo, monkeypatch, framing,
-                                                            partial):
+@pytest.mark.parametrize(
+    "framing,partial", [("frames", frame(b"hello")[:4]), ("lines", b"no newline yet")]
+)
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: exact-read claims (shared readers without tee, "
+    "i.e. macOS) wait for the rest of a frame or line with no deadline: "
+    "get(timeout=0.2) hangs for ever, holding the readers' lock",
+)
+def test_exact_claims_honour_the_timeout_on_a_partial_frame(
+    ff, fifo, monkeypatch, framing, partial
+):
     monkeypatch.setattr(_endpoints, "FORCE_EXACT_CLAIMS", True)
     r = ff.Reader(fifo, framing=framing, shared=True)
     fd = raw_writer(fifo)
@@ -743,9 +764,12 @@ def test_shared_stop_at_eof_reader_mid_message_when_the_last_writer_leaves(ff, f
 
 
 @linux_only
-@pytest.mark.xfail(strict=True, reason="bug: with shared readers a run of junk can be skipped "
-                   "without CorruptStreamError: a reader still resynchronising from an earlier "
-                   "run skips the next run silently (only skipped_bytes counts it)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: with shared readers a run of junk can be skipped "
+    "without CorruptStreamError: a reader still resynchronising from an earlier "
+    "run skips the next run silently (only skipped_bytes counts it)",
+)
 def test_every_junk_run_is_reported_with_shared_readers(ff, fifo):
     r1, r2 = ff.Reader(fifo, shared=True), ff.Reader(fifo, shared=True)
     fd = raw_writer(fifo)
@@ -765,12 +789,16 @@ def test_every_junk_run_is_reported_with_shared_readers(ff, fifo):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.xfail(strict=True, reason="bug: an OSError(EMFILE) raised after the FIFO was "
-                   "opened (the wake-up pipe, the peek pipe, /dev/null) does not name the FIFO")
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: an OSError(EMFILE) raised after the FIFO was "
+    "opened (the wake-up pipe, the peek pipe, /dev/null) does not name the FIFO",
+)
 def test_running_out_of_fds_names_the_fifo(backend, fifo):
     failures = [r for r in _emfile_results(backend, fifo) if not r["ok"]]
     assert failures and all(fifo in r["text"] for r in failures), [
-        (r["name"], r["free"], r["text"]) for r in failures if fifo not in r["text"]]
+        (r["name"], r["free"], r["text"]) for r in failures if fifo not in r["text"]
+    ]
 
 
 _DOUBLE_CLOSE_CHILD = textwrap.dedent(
@@ -814,12 +842,9 @@ _DOUBLE_CLOSE_CHILD = textwrap.dedent(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.xfail(strict=True, reason="bug: a Writer/Reader whose constructor fails after "
-                   "the FIFO is open (EMFILE for the wake-up pipe) closes that fd number again "
-                   "when it is garbage-collected -- whatever file has reused it by then")
 def test_failed_open_never_closes_someone_elses_fd(backend, fifo):
-    code = _DOUBLE_CLOSE_CHILD.format(tests=os.path.dirname(__file__), backend=backend,
-                                      path=fifo)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)
+    code = _DOUBLE_CLOSE_CHILD.format(tests=os.path.dirname(__file__), backend=backend, path=fifo)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]

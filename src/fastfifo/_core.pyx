@@ -387,9 +387,11 @@ cdef class WriterCore(_Endpoint):
         self.scratch = <char *>malloc(atomic)
         if self.scratch == NULL:
             raise MemoryError()
+        # Attach first: if it fails, no fd number is recorded, so deallocation can never
+        # close a number the caller already closed (and someone else may have reused).
+        self._attach(fd, path)
         self.framing, self.atomic, self.guard = framing, atomic, guard_sigpipe
         self.maxmsg, self.lock_fd, self.lock_ofd = max_message_size, lock_fd, lock_ofd
-        self._attach(fd, path)
 
     @property
     def max_atomic_message(self):
@@ -853,10 +855,10 @@ cdef class ReaderCore(_Endpoint):
                    bint wlock_ofd=True):
         self.chunk = _Chunk(max(buffer_size, 4096))
         self.buf, self.cap = self.chunk.data, self.chunk.size
+        self._attach(fd, path)  # first: see WriterCore._configure
         self.framing, self.maxmsg, self.stop_at_eof = framing, max_message_size, stop_at_eof
         self.wlock_fd = fd if wlock_fd < 0 else wlock_fd
         self.wlock_ofd = wlock_ofd
-        self._attach(fd, path)
 
     def _share(self, int rlock_fd, int peek_r, int peek_w, int null_fd, Py_ssize_t window,
                bint use_tee):

@@ -276,9 +276,9 @@ class WriterCore(_Endpoint):
         self._pend: list[bytes] = []
         self._pend_bytes = 0
         self._framing, self._atomic, self._guard = framing, atomic, guard_sigpipe
+        self._attach(fd, path)  # first: see the Cython core's _configure
         self._maxmsg, self._lock_fd, self._lock_ofd = max_message_size, lock_fd, lock_ofd
         self._overhead = HEADER if framing == FRAMES else 1
-        self._attach(fd, path)
 
     def _close_fds(self) -> None:
         if self._lock_fd >= 0 and self._lock_fd != self._fd:
@@ -552,13 +552,13 @@ class ReaderCore(_Endpoint):
         self._shared = self._locked = self._in_msg = False
         self._use_tee = False
         self._rlock_fd = self._peek_r = self._peek_w = self._null_fd = -1
+        self._attach(fd, path)  # before the lock fds: see the Cython core's _configure
         self._wlock_fd = fd if wlock_fd < 0 else wlock_fd
         self._wlock_ofd = wlock_ofd
         self._window = 0
         self._claim_max = 1
         self.skipped_bytes = 0
         self.dropped_messages = 0
-        self._attach(fd, path)
 
     def _share(
         self, rlock_fd: int, peek_r: int, peek_w: int, null_fd: int, window: int, use_tee: bool
