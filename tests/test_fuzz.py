@@ -61,6 +61,7 @@ KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST = 0, 1, 2, 3
 STREAM_CAP = 192 * 1024
 CHUNK_CAP = 160
 HANG_SECONDS = 5.0
+_RUN_LIMIT = 60.0  # outside calls (writing, opening, closing): far more than a program needs
 MAX_SIZES = [fastfifo.DEFAULT_MAX_MESSAGE_SIZE, 5000, 300, 16]
 
 PURE_ONLY = os.environ.get("FASTFIFO_NO_EXTENSIONS", "") not in ("", "0")
@@ -77,22 +78,15 @@ LANES: dict[str, tuple[str, bool, bool]] = {
 #: Lanes the CI run fuzzes.  Shared lanes need tee() (Linux): elsewhere a shared reader
 #: claims by exact reads, which is the "exact" lanes' known bug (see KNOWN_BUGS).
 _SHARED = ["cython-shared", "python-shared"] if _core_py.HAVE_TEE else []
-DEFAULT_LANES = [name for name in ["cython", "python", *_SHARED] if not (
-    PURE_ONLY and name.startswith("cython"))]
+DEFAULT_LANES = [
+    name for name in ["cython", "python", *_SHARED] if not (PURE_ONLY and name.startswith("cython"))
+]
 KNOWN_BUG_LANES = ["python-exact"] if PURE_ONLY else ["cython-exact", "python-exact"]
 #: Known bugs the fuzzing found that are not fixed yet (each also has a strict xfail test
 #: in tests/test_hostile_env.py).  Fixed ones are in REGRESSIONS.
 KNOWN_BUGS = {
     "exact": "exact-read claims (the no-tee path, macOS) wait without a deadline for the rest "
     "of a frame or line: get(timeout=...) hangs, holding the readers' lock",
-    "shared-overlong-line": "a shared lines reader that finds the pipe empty in the middle of "
-    "an overlong line reports it twice (MessageTooLargeError, then an "
-    "IncompleteMessageWarning; dropped_messages counts 2) and lets go of the line, so "
-    "another reader delivers its rest as a message",
-    "shared-eof-mid-message": "a shared stop_at_eof reader part-way through a large message "
-    "when the last writer leaves spins at 100% CPU for ever (get ignores its timeout and "
-    "Ctrl-C): the claim sees the end of the stream, but in_msg keeps it waiting on a poll() "
-    "that returns POLLHUP at once",
 }
 
 
@@ -174,7 +168,6 @@ class Program:
     expected_at_eof: list[tuple[Any, ...]] = field(default_factory=list)
     garbage: int = 0
     too_large: int = 0
-    may_end_mid_message: bool = False
 
     @property
     def stream(self) -> bytes:
@@ -313,14 +306,12 @@ def decode(data: bytes) -> Program:
             b.flush_fragments()
             b.message(b"END")  # a trailing partial header is "not yet", not garbage
         prog.expected = b.events if prog.strict else None
-        prog.may_end_mid_message = not prog.strict
     b.boundary()
     if prog.framing == "lines":
         *whole, tail = prog.stream.split(b"\n")
         prog.expected = [("m", x) if len(x) <= prog.maxmsg else ("L",) for x in whole]
         if len(tail) > prog.maxmsg:
             prog.expected.append(("L",))
-            prog.may_end_mid_message = True
         elif tail:
             prog.expected_at_eof.append(("m", tail))
         prog.too_large = sum(1 for e in prog.expected if e == ("L",))
@@ -352,12 +343,10 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 class Lane:
-    def __init__(self, name: str, prog: Program, watchdog: bool, tolerate: bool) -> None:
+    def __init__(self, name: str, prog: Program, watchdog: bool) -> None:
         backend, shared, exact = LANES[name]
         self.name, self.prog, self.shared, self.watchdog = name, prog, shared, watchdog
-        # KNOWN_BUGS["shared-eof-mid-message"]: raw frames programs can end mid-message,
-        # and lines programs whose unterminated last line is overlong do.
-        self.eof = prog.stop_at_eof and not (tolerate and shared and prog.may_end_mid_message)
+        self.eof = prog.stop_at_eof
         _, reader_cls = classes_for(_backend(backend))
         path = _fifo(name)
         old = _endpoints.FORCE_EXACT_CLAIMS
@@ -424,6 +413,10 @@ class Lane:
             warnings.simplefilter("always")
             if self.watchdog:
                 signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
+                # A loop in C that never returns to Python (so SIGALRM's handler never
+                # runs) ends the process with a traceback instead; the caller reports
+                # the input (see --last-input).
+                faulthandler.dump_traceback_later(HANG_SECONDS + 2, exit=True)
             try:
                 kind = style if style < 3 else 3 + self.calls % 3
                 if kind in (0, 3):
@@ -451,11 +444,13 @@ class Lane:
                 got.append(("EOF",))
                 more = False
             except Hang:
-                raise self.fail(f"call {self.calls} did not return within {HANG_SECONDS} s "
-                                "with timeout=0") from None
+                raise self.fail(
+                    f"call {self.calls} did not return within {HANG_SECONDS} s with timeout=0"
+                ) from None
             finally:
                 if self.watchdog:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                    faulthandler.dump_traceback_later(_RUN_LIMIT, exit=True)
         for w in caught:
             if not issubclass(w.category, fastfifo.IncompleteMessageWarning):
                 raise self.fail(f"unexpected warning {w.category.__name__}: {w.message}")
@@ -560,34 +555,28 @@ def run(
     data: bytes,
     lanes: list[str] | None = None,
     watchdog: bool = False,
-    tolerate: bool = True,
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Run one fuzz input through every lane and check it; raises Finding.
 
     ``watchdog`` arms SIGALRM around each call (the fuzzing child processes do; inside
-    pytest, pytest-timeout owns SIGALRM).  ``tolerate`` works around two known bugs so the
-    shared lanes can be fuzzed meanwhile: it lets the double report of
-    KNOWN_BUGS["shared-overlong-line"] pass, and runs raw programs on shared lanes without
-    stop_at_eof (KNOWN_BUGS["shared-eof-mid-message"]).
+    pytest, pytest-timeout owns SIGALRM).
     """
     prog = decode(data)
     names = DEFAULT_LANES if lanes is None else lanes
     old = signal.signal(signal.SIGALRM, _on_alarm) if watchdog else None
     if watchdog:
-        # A loop in C that never returns to Python (so SIGALRM's handler never runs)
-        # ends the process with a traceback instead; the caller reports the input.
-        faulthandler.dump_traceback_later(HANG_SECONDS * 3 + 10, exit=True)
+        faulthandler.dump_traceback_later(_RUN_LIMIT, exit=True)  # writes, opens, closes
     opened: list[Lane] = []
     try:
         for name in names:
-            opened.append(Lane(name, prog, watchdog, tolerate))
+            opened.append(Lane(name, prog, watchdog))
         for chunk in prog.chunks:
             for lane in opened:
                 lane.write(chunk)
                 lane.drain()
         for lane in opened:
             lane.finish()
-        _check(prog, opened, tolerate)
+        _check(prog, opened)
     finally:
         for lane in opened:
             lane.close()
@@ -597,16 +586,11 @@ def run(
     return {lane.name: lane.events for lane in opened}
 
 
-def _check(prog: Program, lanes: list[Lane], tolerate: bool) -> None:
+def _check(prog: Program, lanes: list[Lane]) -> None:
     stream = prog.stream
     index: dict[str, Any] = {}
     for lane in lanes:
         r, events = lane.reader, lane.events
-        extra_drops = 0
-        if tolerate and lane.shared and prog.framing == "lines":
-            # KNOWN_BUGS["shared-overlong-line"]: tolerated unless --no-tolerance.
-            extra_drops = events.count(("W",))
-            events = [e for e in events if e != ("W",)]
         if lane.eof:
             if events.count(("EOF",)) != 1 or events[-1] != ("EOF",):
                 raise lane.fail(f"EOFError not last and once: {events[-3:]}")
@@ -614,19 +598,23 @@ def _check(prog: Program, lanes: list[Lane], tolerate: bool) -> None:
         if prog.expected is not None:
             want = prog.expected + (prog.expected_at_eof if lane.eof else [])
             if events != want:
-                raise lane.fail(f"events differ from the program's:\n got  {_short(events)}\n"
-                                f" want {_short(want)}")
+                raise lane.fail(
+                    f"events differ from the program's:\n got  {_short(events)}\n"
+                    f" want {_short(want)}"
+                )
             if r.skipped_bytes != prog.garbage:
                 raise lane.fail(f"skipped_bytes {r.skipped_bytes} != garbage {prog.garbage}")
-            if r.dropped_messages != prog.too_large + extra_drops:
+            if r.dropped_messages != prog.too_large:
                 raise lane.fail(f"dropped_messages {r.dropped_messages} != {prog.too_large}")
             if prog.framing == "frames" and r.buffered:
                 raise lane.fail(f"{r.buffered} bytes left buffered after a whole stream")
         else:
             for ev in events:
                 if ev[0] == "m" and not _contained(ev[1], stream, index):
-                    raise lane.fail(f"delivered {ev[1][:40]!r}... ({len(ev[1])} bytes), "
-                                    "which is no frame of the stream")
+                    raise lane.fail(
+                        f"delivered {ev[1][:40]!r}... ({len(ev[1])} bytes), "
+                        "which is no frame of the stream"
+                    )
     # The two cores are one contract: same events, same counters, lane for lane.
     by_kind: dict[tuple[bool, bool], list[Lane]] = {}
     for lane in lanes:
@@ -635,7 +623,10 @@ def _check(prog: Program, lanes: list[Lane], tolerate: bool) -> None:
         for other in group[1:]:
             a, b = group[0], other
             same = (a.events, a.reader.skipped_bytes, a.reader.dropped_messages) == (
-                b.events, b.reader.skipped_bytes, b.reader.dropped_messages)
+                b.events,
+                b.reader.skipped_bytes,
+                b.reader.dropped_messages,
+            )
             if not same:
                 raise b.fail(
                     f"the cores disagree:\n {a.name}: {_short(a.events)} skipped="
@@ -660,10 +651,19 @@ def programs() -> Any:
         n = len(payload)
         return bytes([0, n]) + payload if n < 240 else bytes([0, 240, n >> 8, n & 255]) + payload
 
-    tricky = st.sampled_from([
-        bytes([MAGIC]), bytes([MAGIC, 0]), header(0, 3)[:5], header(0, 1 << 20), b"\n",
-        header(KIND_MIDDLE, 2), header(KIND_LAST, 0), header(KIND_FIRST, 8), b"\0" * 8,
-    ])
+    tricky = st.sampled_from(
+        [
+            bytes([MAGIC]),
+            bytes([MAGIC, 0]),
+            header(0, 3)[:5],
+            header(0, 1 << 20),
+            b"\n",
+            header(KIND_MIDDLE, 2),
+            header(KIND_LAST, 0),
+            header(KIND_FIRST, 8),
+            b"\0" * 8,
+        ]
+    )
     junk = st.one_of(st.binary(min_size=1, max_size=64), tricky)
     sizes = st.lists(st.integers(0, 65535), min_size=1, max_size=5)
     op = st.one_of(
@@ -673,8 +673,10 @@ def programs() -> Any:
         st.just(bytes([4])),
         st.just(bytes([4])),
         st.tuples(st.integers(0, 65535), st.integers(0, 1), st.integers(0, 255), sizes).map(
-            lambda t: bytes([5, t[0] >> 8, t[0] & 255, t[1], t[2], 2 * len(t[3]) - 1])
-            + b"".join(x.to_bytes(2, "big") for x in t[3])
+            lambda t: (
+                bytes([5, t[0] >> 8, t[0] & 255, t[1], t[2], 2 * len(t[3]) - 1])
+                + b"".join(x.to_bytes(2, "big") for x in t[3])
+            )
         ),
         st.just(bytes([5, 16, 0, 0, 1, 0])),  # an ordinary 4097-byte large message
         st.just(bytes([6])),
@@ -683,9 +685,7 @@ def programs() -> Any:
         ),
     )
     ops = st.integers(0, 40).flatmap(lambda n: st.lists(op, min_size=n, max_size=n))
-    structured = st.tuples(st.integers(0, 255), ops).map(
-        lambda t: bytes([t[0]]) + b"".join(t[1])
-    )
+    structured = st.tuples(st.integers(0, 255), ops).map(lambda t: bytes([t[0]]) + b"".join(t[1]))
     return st.one_of(structured, structured, st.binary(max_size=2048))
 
 
@@ -693,8 +693,15 @@ def programs() -> Any:
 
 SEEDS: list[bytes] = [
     # strict frames: messages, garbage, a boundary inside a header, a large message
-    bytes([0, 0, 5]) + b"hello" + bytes([3, 9]) + b"not-frame!" + bytes([1, 2]) + b"ok"
-    + bytes([4, 0, 1]) + b"x" + bytes([5, 40, 0, 0, 7, 0, 6, 6, 6, 6]),
+    bytes([0, 0, 5])
+    + b"hello"
+    + bytes([3, 9])
+    + b"not-frame!"
+    + bytes([1, 2])
+    + b"ok"
+    + bytes([4, 0, 1])
+    + b"x"
+    + bytes([5, 40, 0, 0, 7, 0, 6, 6, 6, 6]),
     # raw frames with a forged header and a cut chunk
     bytes([2, 7, 0, 255, 255, 0, 0, 3]) + b"abc" + bytes([4, 0, 3]) + b"xyz",
     # lines with an overlong line for max_message_size=16
@@ -703,9 +710,35 @@ SEEDS: list[bytes] = [
     bytes([16 | 64, 0, 1]) + b"a" + bytes([0, 1]) + b"b" + bytes([4, 3, 2]) + b"zz",
 ]
 
-#: (name, input, lanes or None for the defaults, xfail reason or None).  Inputs the fuzzing
-#: found; each is replayed on every run.
-REGRESSIONS: list[tuple[str, bytes, list[str] | None, str | None]] = []
+#: Inputs the fuzzing found, replayed on every run: (name, input, lanes, None when fixed
+#: or the KNOWN_BUGS key of an open bug, which makes the case a strict xfail).
+_S = ["cython-shared", "python-shared"]
+REGRESSIONS: list[tuple[str, bytes, list[str], str | None]] = [
+    # The compiled shared reader segfaulted on any head shorter than a whole message (3
+    # bytes of junk, then a chunk boundary): _claim_tee's "head incomplete" -2 collided
+    # with its `except -2`.  Fixed in cd96155.
+    ("shared-short-head-segfault", bytes.fromhex("00030261626304"), _S, None),
+    # A shared stop_at_eof reader never handed out an unterminated last line (nor reported
+    # a cut frame) and never reached EOFError.  Fixed in cd96155.
+    ("shared-eof-unterminated-tail", bytes.fromhex("1103027477"), _S, None),
+    # A shared reader part-way through a large message, with 3 stray bytes at the head of
+    # the pipe, spun at 100% CPU past its timeout.  Fixed in c3742fc.
+    ("shared-spin-on-stray-bytes", bytes.fromhex("00051000000100030261626304"), _S, None),
+    # A shared lines reader that met the pipe empty inside an overlong line reported it
+    # twice (MessageTooLargeError, then IncompleteMessageWarning) and let go of it, so
+    # another reader could deliver the rest of the line.  Fixed in a0cf0c7.
+    ("shared-overlong-line-twice", bytes.fromhex("0f00000310" + "00" * 17), _S, None),
+    # A shared stop_at_eof reader inside an overlong last line (or a large message) when
+    # the last writer left spun at 100% CPU for ever.  Fixed in a0cf0c7.
+    ("shared-eof-overlong-tail", bytes.fromhex("1d0313" + "61" * 20), _S, None),
+    # Open (also strict xfail tests in tests/test_hostile_env.py):
+    (
+        "exact-claims-partial-frame",
+        bytes.fromhex("00030261626304"),
+        ["cython-exact", "python-exact"],
+        "exact",
+    ),
+]
 
 
 # ---------------------------------------------------------------------------- the tests
@@ -713,7 +746,10 @@ REGRESSIONS: list[tuple[str, bytes, list[str] | None, str | None]] = []
 
 def _fuzz_child(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, __file__, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 
@@ -745,21 +781,49 @@ def test_program_decoder_examples():
     assert _contained(big, stream, {}) and not _contained(big[:-1], stream, {})
 
 
-def test_fuzz_the_decoders(tmp_path):
-    """~12 s of hypothesis-generated programs through both cores (CI's short run)."""
+@pytest.mark.parametrize(
+    "data,lanes",
+    [
+        pytest.param(
+            data,
+            [x for x in lanes if x in DEFAULT_LANES + KNOWN_BUG_LANES],
+            id=name,
+            marks=[pytest.mark.xfail(strict=True, reason="bug: " + KNOWN_BUGS[bug])] if bug else [],
+        )
+        for name, data, lanes, bug in REGRESSIONS
+    ],
+)
+def test_regressions(data, lanes, tmp_path):
     last = str(tmp_path / "last")
-    proc = _fuzz_child(["--hypothesis", "--seconds", "12", "--last-input", last], timeout=120)
+    args = ["--replay-hex", data.hex(), "--lanes", ",".join(lanes), "--hang-seconds", "1"]
+    proc = _fuzz_child([*args, "--last-input", last], timeout=60)
+    assert proc.returncode == 0, _report(proc, last)
+
+
+def test_fuzz_the_decoders(tmp_path):
+    """~10 s of hypothesis-generated programs through both cores (CI's short run)."""
+    last = str(tmp_path / "last")
+    proc = _fuzz_child(["--hypothesis", "--seconds", "10", "--last-input", last], timeout=120)
     assert proc.returncode == 0, _report(proc, last)
     print(proc.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.xfail(strict=True, reason="bugs: " + "; ".join(KNOWN_BUGS.values()))
 def test_fuzz_the_lanes_with_known_bugs(tmp_path):
-    """The exact-read claim lanes, and the shared lanes without tolerance."""
+    """The exact-read claim lanes (shared readers without tee, as on macOS)."""
     last = str(tmp_path / "last")
     proc = _fuzz_child(
-        ["--hypothesis", "--seconds", "4", "--hang-seconds", "1", "--lanes",
-         ",".join(KNOWN_BUG_LANES + _SHARED), "--no-tolerance", "--last-input", last],
+        [
+            "--hypothesis",
+            "--seconds",
+            "3",
+            "--hang-seconds",
+            "1",
+            "--lanes",
+            ",".join(KNOWN_BUG_LANES),
+            "--last-input",
+            last,
+        ],
         timeout=120,
     )
     assert proc.returncode == 0, _report(proc, last)
@@ -778,15 +842,20 @@ def _hypothesis_run(args: argparse.Namespace, lanes: list[str]) -> int:
     phases = list(Phase) if args.shrink else [Phase.explicit, Phase.generate]
 
     @settings(
-        max_examples=batch, deadline=None, database=None, derandomize=args.derandomize,
-        suppress_health_check=list(HealthCheck), phases=phases, report_multiple_bugs=False,
+        max_examples=batch,
+        deadline=None,
+        database=None,
+        derandomize=args.derandomize,
+        suppress_health_check=list(HealthCheck),
+        phases=phases,
+        report_multiple_bugs=False,
     )
     @given(programs() | st.sampled_from(SEEDS))
     def one(data: bytes) -> None:
         nonlocal count
         count += 1
         _remember(args.last_input, data)
-        run(data, lanes, watchdog=True, tolerate=not args.no_tolerance)
+        run(data, lanes, watchdog=True)
 
     start = time.monotonic()
     while count < args.examples:
@@ -794,8 +863,11 @@ def _hypothesis_run(args: argparse.Namespace, lanes: list[str]) -> int:
         if args.derandomize or (args.seconds and time.monotonic() - start >= args.seconds):
             break
     took = time.monotonic() - start
-    print(f"fuzz: executions={count} lanes={','.join(lanes)} seconds={took:.1f} "
-          f"rate={count / max(took, 1e-9):.0f}/s findings=0", flush=True)
+    print(
+        f"fuzz: executions={count} lanes={','.join(lanes)} seconds={took:.1f} "
+        f"rate={count / max(took, 1e-9):.0f}/s findings=0",
+        flush=True,
+    )
     return 0
 
 
@@ -816,15 +888,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--examples", type=int, default=1_000_000, help="at most this many inputs")
     ap.add_argument("--seconds", type=float, default=0, help="stop generating after this long")
     ap.add_argument("--max-len", type=int, default=2048, help="longest generated input")
-    ap.add_argument("--shrink", action="store_true",
-                    help="shrink a failing input (slow when the finding is a hang)")
+    ap.add_argument(
+        "--shrink",
+        action="store_true",
+        help="shrink a failing input (slow when the finding is a hang)",
+    )
     ap.add_argument("--derandomize", action="store_true", help="the same inputs every run")
-    ap.add_argument("--lanes", default=",".join(DEFAULT_LANES),
-                    help=f"comma-separated, of {', '.join(LANES)}")
-    ap.add_argument("--no-tolerance", action="store_true",
-                    help="no workarounds for the known bugs of the shared lanes")
-    ap.add_argument("--hang-seconds", type=float, default=HANG_SECONDS,
-                    help="the watchdog: a call with timeout=0 that takes longer is a hang")
+    ap.add_argument(
+        "--lanes", default=",".join(DEFAULT_LANES), help=f"comma-separated, of {', '.join(LANES)}"
+    )
+    ap.add_argument(
+        "--hang-seconds",
+        type=float,
+        default=HANG_SECONDS,
+        help="the watchdog: a call with timeout=0 that takes longer is a hang",
+    )
     ap.add_argument("--replay", nargs="*", default=[], help="input files to run once each")
     ap.add_argument("--replay-hex", nargs="*", default=[], help="inputs, in hex, to run once")
     ap.add_argument("--last-input", help="write each input here before running it")
@@ -840,9 +918,11 @@ def main(argv: list[str] | None = None) -> int:
             inputs.append(f.read())
     for data in inputs:
         _remember(args.last_input, data)
-        events = run(data, lanes, watchdog=True, tolerate=not args.no_tolerance)
-        print(f"replay ok: {decode(data).describe()}: "
-              + "; ".join(f"{k}={_short(v)}" for k, v in events.items()))
+        events = run(data, lanes, watchdog=True)
+        print(
+            f"replay ok: {decode(data).describe()}: "
+            + "; ".join(f"{k}={_short(v)}" for k, v in events.items())
+        )
     if args.hypothesis:
         return _hypothesis_run(args, lanes)
     return 0
