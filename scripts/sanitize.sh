@@ -14,7 +14,8 @@
 # CPython itself is not instrumented, so the ASan runtime is preloaded
 # (LD_PRELOAD=$(gcc -print-file-name=libasan.so)); PYTHONMALLOC=malloc routes Python's
 # allocations through malloc so ASan sees them; leak detection is off (CPython keeps many
-# objects alive at exit by design; scripts/memcheck.sh and tests/test_leaks.py cover leaks).
+# objects alive at exit by design; scripts/memcheck.sh and tests/test_leaks.py cover leaks,
+# the latter checking RSS only outside sanitizer runs: ASan's quarantine holds freed memory).
 # Any ASan report aborts the process; UBSan halts on the first error with a stack trace.
 #
 # Environment knobs:
@@ -51,11 +52,11 @@ echo "==> venv with build and test tools"
 py="$work/venv/bin/python"
 pipq() { "$py" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 \
     | { grep -v -e "is ignored: it is neither a file nor a directory" || true; }; }
-pipq "setuptools>=77" "Cython>=3.1,<4" pytest pytest-timeout hypothesis
+pipq "setuptools>=77" "Cython>=3.1,<4"
 
-echo "==> build with FASTFIFO_SANITIZE=1"
+echo "==> build with FASTFIFO_SANITIZE=1 (and install the test extra)"
 (cd "$work/src-tree" && FASTFIFO_SANITIZE=1 "$py" -m pip install --quiet \
-    --disable-pip-version-check --no-build-isolation . 2>&1 \
+    --disable-pip-version-check --no-build-isolation ".[test]" 2>&1 \
     | { grep -v -e "is ignored: it is neither a file nor a directory" || true; })
 # (not imported here: without the preloaded runtime an ASan extension refuses to load)
 so=$(ls "$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')"/fastfifo/_core*.so)
@@ -65,7 +66,10 @@ if ! ldd "$so" | grep -q libasan; then
     exit 2
 fi
 
-export LD_PRELOAD="$libasan"
+# libstdc++ too: C++ extensions the tests load (matplotlib's kiwisolver, for the bench plot)
+# throw exceptions, and ASan's __cxa_throw interceptor must find the real one at start-up.
+libstdcxx=$(gcc -print-file-name=libstdc++.so)
+export LD_PRELOAD="$libasan${libstdcxx:+:$libstdcxx}"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYTHONMALLOC=malloc
