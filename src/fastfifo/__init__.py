@@ -10,6 +10,9 @@ b'hello'
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._backend import core as _core_module
 from ._endpoints import DEFAULT_MAX_MESSAGE_SIZE, PIPE_BUF, classes_for
 from ._errors import (
@@ -27,10 +30,28 @@ from ._version import __version__
 #: "cython" when the compiled core is in use, "python" for the pure-Python twin.
 backend: str = _core_module.BACKEND
 
-Writer, Reader = classes_for(_core_module)
+if TYPE_CHECKING:  # the same classes, as type checkers can see them
+    from ._core import MessageBatch as MessageBatch
+    from ._endpoints import Reader as Reader
+    from ._endpoints import Writer as Writer
+else:
+    Writer, Reader = classes_for(_core_module)
+    #: What ``Reader.get_batch`` returns: zero-copy views of a batch of messages.
+    MessageBatch = _core_module.MessageBatch
 
-from . import aio  # noqa: E402  (asyncio endpoints: fastfifo.aio.Reader / Writer / Queue)
-from .queue import Queue  # noqa: E402
+if TYPE_CHECKING:
+    from . import aio as aio
+    from .queue import Queue as Queue
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: fastfifo.aio needs asyncio and fastfifo.queue needs
+    # multiprocessing, which together cost more import time than the rest of fastfifo.
+    if name == "aio":
+        return importlib.import_module(".aio", __name__)
+    if name == "Queue":
+        return importlib.import_module(".queue", __name__).Queue
+    raise AttributeError(f"module 'fastfifo' has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -41,6 +62,7 @@ __all__ = [
     "Empty",
     "Full",
     "IncompleteMessageWarning",
+    "MessageBatch",
     "MessageTooLargeError",
     "NotAFifoError",
     "Queue",

@@ -13,7 +13,7 @@ import os
 import select
 import weakref
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._open import (
     DEFAULT_PIPE_SIZE,
@@ -38,6 +38,13 @@ _FRAMINGS = {"frames": 0, "lines": 1}
 #: Tests set this to run shared readers through the exact-read claims that systems
 #: without tee() (macOS) use.
 FORCE_EXACT_CLAIMS = False
+
+
+if TYPE_CHECKING:  # type checkers see the compiled core's API (_core.pyi) as the base
+    from ._core import ReaderCore as _ReaderBase
+    from ._core import WriterCore as _WriterBase
+else:  # at run time classes_for() mixes these classes into either core's classes
+    _WriterBase = _ReaderBase = object
 
 
 def _framing_code(framing: str) -> int:
@@ -79,182 +86,203 @@ def _no_pickle(self: Any) -> Any:
     )
 
 
-@functools.cache
-def classes_for(core: ModuleType) -> tuple[type, type]:
-    """The (Writer, Reader) classes over ``core`` (``_core`` or ``_core_py``)."""
+class Writer(_WriterBase):
+    """Sends whole messages into a FIFO; safe with any number of concurrent writers.
 
-    class Writer(core.WriterCore):  # type: ignore[name-defined,misc]
-        """Sends whole messages into a FIFO; safe with any number of concurrent writers.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FIFO.  It must exist (``create=True`` makes it with mode 0600).
+    framing : {"frames", "lines"}
+        ``"frames"``: binary-safe, length-prefixed (docs/PROTOCOL.md).
+        ``"lines"``: each message plus ``\\n``; shell tools read it with ``cat``.
+    open_timeout : float or None
+        How long to wait for a reader to open the FIFO: None waits for ever
+        (like ``echo > fifo``), 0 fails at once.  Raises ``TimeoutError``.
+    max_message_size : int
+        Largest message ``put`` accepts (default 64 MiB, as the Reader's).
+        Messages above ``max_atomic_message`` go out as fragments under the
+        writers' lock (frames framing only).
+    buffered : bool
+        ``put`` packs messages into a buffer of one atomic write and writes it
+        when full, on ``flush()``, and on ``close()``/leaving the ``with``
+        block.  Many times faster for small messages in hot loops; buffered
+        messages wait (and die with the process) until then.
+    pipe_size : int or None
+        Pipe capacity to ask the kernel for (Linux; default 1 MiB, None keeps it).
+    strict_permissions : bool
+        Refuse a FIFO owned by another user or writable by group/others.
+    create : bool
+        Create the FIFO (mode 0600) if it does not exist.
 
-        Parameters
-        ----------
-        path : str or os.PathLike
-            The FIFO.  It must exist (``create=True`` makes it with mode 0600).
-        framing : {"frames", "lines"}
-            ``"frames"``: binary-safe, length-prefixed (docs/PROTOCOL.md).
-            ``"lines"``: each message plus ``\\n``; shell tools read it with ``cat``.
-        open_timeout : float or None
-            How long to wait for a reader to open the FIFO: None waits for ever
-            (like ``echo > fifo``), 0 fails at once.  Raises ``TimeoutError``.
-        max_message_size : int
-            Largest message ``put`` accepts (default 64 MiB, as the Reader's).
-            Messages above ``max_atomic_message`` go out as fragments under the
-            writers' lock (frames framing only).
-        buffered : bool
-            ``put`` packs messages into a buffer of one atomic write and writes it
-            when full, on ``flush()``, and on ``close()``/leaving the ``with``
-            block.  Many times faster for small messages in hot loops; buffered
-            messages wait (and die with the process) until then.
+    A Writer (like a Reader) belongs to the process that opened it: after
+    ``fork()`` the child's copy is closed (``ClosedError`` says why), so its
+    buffer is never sent twice and its large-message lock is never shared.
+    """
 
-        A Writer (like a Reader) belongs to the process that opened it: after
-        ``fork()`` the child's copy is closed (``ClosedError`` says why), so its
-        buffer is never sent twice and its large-message lock is never shared.
-        pipe_size : int or None
-            Pipe capacity to ask the kernel for (Linux; default 1 MiB, None keeps it).
-        strict_permissions : bool
-            Refuse a FIFO owned by another user or writable by group/others.
-        create : bool
-            Create the FIFO (mode 0600) if it does not exist.
+    _core: ModuleType  # the backend, set by classes_for()
+    framing: str
+    max_message_size: int
+    buffered: bool
+    pipe_size: int  # the capacity the kernel gave
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        framing: str = "frames",
+        open_timeout: float | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        pipe_size: int | None = DEFAULT_PIPE_SIZE,
+        strict_permissions: bool = True,
+        create: bool = False,
+        buffered: bool = False,
+    ) -> None:
+        super().__init__()
+        p = os.fspath(path)
+        code = _framing_code(framing)
+        if max_message_size < 1:
+            raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
+        if create:
+            mkfifo(p, exist_ok=True)
+        fd = open_writer_fd(p, open_timeout, strict_permissions=strict_permissions)
+        lock_fd = -1
+        try:
+            self.pipe_size = set_pipe_size(fd, pipe_size)
+            lock_fd, ofd = _writer_lock(p, fd)
+            self._configure(fd, p, code, PIPE_BUF, self._core.sigpipe_is_default(),
+                            max_message_size, lock_fd, ofd, buffered)
+        except BaseException:
+            os.close(fd)
+            if lock_fd not in (-1, fd):
+                os.close(lock_fd)
+            raise
+        self.framing = framing
+        self.max_message_size = max_message_size
+        self.buffered = buffered
+        _live_writers.add(self)
+
+    def close(self) -> None:
+        """Flush buffered messages (waiting for room as needed), then close; idempotent.
+
+        If the flush fails (no reader any more) the Writer is still closed and the
+        error is raised.  Called from another thread while a ``put`` is blocked,
+        it wakes that call (``ClosedError``) instead of waiting behind it, and
+        the messages still buffered are not sent.
         """
+        try:
+            if self.buffered and self.pending:
+                self._flush_if_idle()
+        finally:
+            super().close()
 
-        def __init__(
-            self,
-            path: str | os.PathLike[str],
-            *,
-            framing: str = "frames",
-            open_timeout: float | None = None,
-            max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-            pipe_size: int | None = DEFAULT_PIPE_SIZE,
-            strict_permissions: bool = True,
-            create: bool = False,
-            buffered: bool = False,
-        ) -> None:
-            super().__init__()
-            p = os.fspath(path)
-            code = _framing_code(framing)
-            if max_message_size < 1:
-                raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
-            if create:
-                mkfifo(p, exist_ok=True)
-            fd = open_writer_fd(p, open_timeout, strict_permissions=strict_permissions)
-            lock_fd = -1
-            try:
-                self.pipe_size = set_pipe_size(fd, pipe_size)
-                lock_fd, ofd = _writer_lock(p, fd)
-                self._configure(fd, p, code, PIPE_BUF, core.sigpipe_is_default(),
-                                max_message_size, lock_fd, ofd, buffered)
-            except BaseException:
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self.fileno()}"
+        return f"<fastfifo.Writer {self.path!r} framing={self.framing!r} {state}>"
+
+    __reduce__ = _no_pickle
+
+
+class Reader(_ReaderBase):
+    """Receives whole messages from a FIFO (one Reader per FIFO).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The FIFO.  It must exist (``create=True`` makes it with mode 0600).
+    framing : {"frames", "lines"}
+        Must match the writers'.
+    max_message_size : int
+        Largest message accepted (default 64 MiB); a larger one is discarded
+        with ``MessageTooLargeError``.  Bounds every allocation.
+    stop_at_eof : bool
+        False (default): when every writer has left, keep waiting for the next
+        one (the Reader holds the FIFO open read-write, so it never sees EOF
+        and never spins).  True: end like ``cat`` (``get`` raises ``EOFError``,
+        iteration stops) once a writer has come and every writer has left.
+    shared : bool
+        Several Reader processes share this FIFO and each message goes to
+        exactly one of them, whole (docs/guide: "shared readers").  Each call
+        claims at most its ``max_messages`` (``get``: one), so load balances.
+    pipe_size, strict_permissions, create
+        As for ``Writer``.
+    """
+
+    _core: ModuleType  # the backend, set by classes_for()
+    framing: str
+    max_message_size: int
+    shared: bool
+    pipe_size: int  # the capacity the kernel gave
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        framing: str = "frames",
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        stop_at_eof: bool = False,
+        shared: bool = False,
+        pipe_size: int | None = DEFAULT_PIPE_SIZE,
+        strict_permissions: bool = True,
+        create: bool = False,
+    ) -> None:
+        super().__init__()
+        p = os.fspath(path)
+        code = _framing_code(framing)
+        if max_message_size < 1:
+            raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
+        if create:
+            mkfifo(p, exist_ok=True)
+        # O_RDWR keeps a writer on the FIFO (ours), so read() never returns 0
+        # and poll() never reports a level-triggered POLLHUP when the last
+        # writer leaves: no spinning, and the next writer is simply read on.
+        flags = os.O_RDONLY if stop_at_eof else os.O_RDWR
+        fd = open_fifo(p, flags, strict_permissions=strict_permissions)
+        owned: list[int] = []
+        try:
+            self.pipe_size = set_pipe_size(fd, pipe_size)
+            wlock_fd, ofd = _writer_lock(p, fd)
+            if wlock_fd != fd:
+                owned.append(wlock_fd)
+            self._configure(fd, p, code, max_message_size, max(self.pipe_size, 65536),
+                            stop_at_eof, wlock_fd, ofd)
+            owned = []  # the core closes them from here on
+            if shared:
+                rlock_fd = fd if LOCKS_ON_FIFOS else sidecar_lock(p, ".readers.lock")
+                peek_r, peek_w, null = shared_reader_fds(fd)
+                self._share(rlock_fd, peek_r, peek_w, null, PEEK_WINDOW,
+                            self._core.HAVE_TEE and not FORCE_EXACT_CLAIMS)
+        except BaseException:
+            if self.closed is False and self.path is not None:
+                self.close()
+            else:
                 os.close(fd)
-                if lock_fd not in (-1, fd):
-                    os.close(lock_fd)
-                raise
-            self.framing = framing
-            self.max_message_size = max_message_size
-            self.buffered = buffered
-            _live_writers.add(self)
+            for extra in owned:
+                os.close(extra)
+            raise
+        self.framing = framing
+        self.max_message_size = max_message_size
+        self.shared = shared
+        _live_readers.add(self)
 
-        def close(self) -> None:
-            """Flush buffered messages (waiting for room as needed), then close; idempotent.
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self.fileno()}"
+        return f"<fastfifo.Reader {self.path!r} framing={self.framing!r} {state}>"
 
-            If the flush fails (no reader any more) the Writer is still closed and the
-            error is raised.  Called from another thread while a ``put`` is blocked,
-            it wakes that call (``ClosedError``) instead of waiting behind it, and
-            the messages still buffered are not sent.
-            """
-            try:
-                if self.buffered and self.pending:
-                    self._flush_if_idle()
-            finally:
-                super().close()
+    __reduce__ = _no_pickle
 
-        def __repr__(self) -> str:
-            state = "closed" if self.closed else f"fd={self.fileno()}"
-            return f"<fastfifo.Writer {self.path!r} framing={self.framing!r} {state}>"
 
-        __reduce__ = _no_pickle
+@functools.cache
+def classes_for(core: ModuleType) -> tuple[type[Writer], type[Reader]]:
+    """The (Writer, Reader) classes over ``core`` (``_core`` or ``_core_py``).
 
-    class Reader(core.ReaderCore):  # type: ignore[name-defined,misc]
-        """Receives whole messages from a FIFO (one Reader per FIFO).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            The FIFO.  It must exist (``create=True`` makes it with mode 0600).
-        framing : {"frames", "lines"}
-            Must match the writers'.
-        max_message_size : int
-            Largest message accepted (default 64 MiB); a larger one is discarded
-            with ``MessageTooLargeError``.  Bounds every allocation.
-        stop_at_eof : bool
-            False (default): when every writer has left, keep waiting for the next
-            one (the Reader holds the FIFO open read-write, so it never sees EOF
-            and never spins).  True: end like ``cat`` (``get`` raises ``EOFError``,
-            iteration stops) once a writer has come and every writer has left.
-        shared : bool
-            Several Reader processes share this FIFO and each message goes to
-            exactly one of them, whole (docs/guide: "shared readers").  Each call
-            claims at most its ``max_messages`` (``get``: one), so load balances.
-        pipe_size, strict_permissions, create
-            As for ``Writer``.
-        """
-
-        def __init__(
-            self,
-            path: str | os.PathLike[str],
-            *,
-            framing: str = "frames",
-            max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-            stop_at_eof: bool = False,
-            shared: bool = False,
-            pipe_size: int | None = DEFAULT_PIPE_SIZE,
-            strict_permissions: bool = True,
-            create: bool = False,
-        ) -> None:
-            super().__init__()
-            p = os.fspath(path)
-            code = _framing_code(framing)
-            if max_message_size < 1:
-                raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
-            if create:
-                mkfifo(p, exist_ok=True)
-            # O_RDWR keeps a writer on the FIFO (ours), so read() never returns 0
-            # and poll() never reports a level-triggered POLLHUP when the last
-            # writer leaves: no spinning, and the next writer is simply read on.
-            flags = os.O_RDONLY if stop_at_eof else os.O_RDWR
-            fd = open_fifo(p, flags, strict_permissions=strict_permissions)
-            owned: list[int] = []
-            try:
-                self.pipe_size = set_pipe_size(fd, pipe_size)
-                wlock_fd, ofd = _writer_lock(p, fd)
-                if wlock_fd != fd:
-                    owned.append(wlock_fd)
-                self._configure(fd, p, code, max_message_size, max(self.pipe_size, 65536),
-                                stop_at_eof, wlock_fd, ofd)
-                owned = []  # the core closes them from here on
-                if shared:
-                    rlock_fd = fd if LOCKS_ON_FIFOS else sidecar_lock(p, ".readers.lock")
-                    peek_r, peek_w, null = shared_reader_fds(fd)
-                    self._share(rlock_fd, peek_r, peek_w, null, PEEK_WINDOW,
-                                core.HAVE_TEE and not FORCE_EXACT_CLAIMS)
-            except BaseException:
-                if self.closed is False and self.path is not None:
-                    self.close()
-                else:
-                    os.close(fd)
-                for extra in owned:
-                    os.close(extra)
-                raise
-            self.framing = framing
-            self.max_message_size = max_message_size
-            self.shared = shared
-            _live_readers.add(self)
-
-        def __repr__(self) -> str:
-            state = "closed" if self.closed else f"fd={self.fileno()}"
-            return f"<fastfifo.Reader {self.path!r} framing={self.framing!r} {state}>"
-
-        __reduce__ = _no_pickle
-
-    for cls in (Writer, Reader):
-        cls.__module__ = "fastfifo"
-    return Writer, Reader
+    Each is ``Writer``/``Reader`` above mixed into the core's ``WriterCore``/``ReaderCore``
+    (``put``/``get`` are the core's own methods, no Python frame in between); type checkers
+    see the module-level classes, typed against the compiled core's stub (_core.pyi).
+    """
+    made = []
+    for api, base in ((Writer, core.WriterCore), (Reader, core.ReaderCore)):
+        namespace = {"__module__": "fastfifo", "__qualname__": api.__name__,
+                     "__doc__": api.__doc__, "_core": core}
+        made.append(type(api.__name__, (api, base), namespace))
+    return made[0], made[1]
