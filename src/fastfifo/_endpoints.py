@@ -8,6 +8,7 @@ backend, which is how the tests run everything against both.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import select
@@ -77,6 +78,22 @@ def _writer_lock(path: str, fd: int) -> tuple[int, bool]:
     if LOCKS_ON_FIFOS:
         return fd, True
     return sidecar_lock(path, ".writers.lock"), False
+
+
+def _name_the_fifo(exc: BaseException, path: str) -> None:
+    """Make an OSError raised after the FIFO opened (wake-up pipe, peek pipe, lock files)
+    say which FIFO it was opening, and what to do when descriptors ran out."""
+    if not isinstance(exc, OSError) or exc.errno is None or exc.filename == path:
+        return
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        what = "a pipe" if exc.filename is None else repr(exc.filename)
+        exc.strerror = (
+            f"{exc.strerror} (the FIFO opened, but {what}, which fastfifo opens next, "
+            f"could not be; close unused descriptors or raise the limit, e.g. ulimit -n)"
+        )
+        exc.filename = path
+    elif exc.filename is None:
+        exc.filename = path
 
 
 def _no_pickle(self: Any) -> Any:
@@ -152,10 +169,11 @@ class Writer(_WriterBase):
             lock_fd, ofd = _writer_lock(p, fd)
             self._configure(fd, p, code, PIPE_BUF, self._core.sigpipe_is_default(),
                             max_message_size, lock_fd, ofd, buffered)
-        except BaseException:
+        except BaseException as exc:
             os.close(fd)
             if lock_fd not in (-1, fd):
                 os.close(lock_fd)
+            _name_the_fifo(exc, p)
             raise
         self.framing = framing
         self.max_message_size = max_message_size
@@ -252,13 +270,14 @@ class Reader(_ReaderBase):
                 peek_r, peek_w, null = shared_reader_fds(fd)
                 self._share(rlock_fd, peek_r, peek_w, null, PEEK_WINDOW,
                             self._core.HAVE_TEE and not FORCE_EXACT_CLAIMS)
-        except BaseException:
+        except BaseException as exc:
             if self.closed is False and self.path is not None:
                 self.close()
             else:
                 os.close(fd)
             for extra in owned:
                 os.close(extra)
+            _name_the_fifo(exc, p)
             raise
         self.framing = framing
         self.max_message_size = max_message_size
