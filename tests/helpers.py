@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import struct
 import zlib
+
+_FORK = multiprocessing.get_context("fork")
 
 _HEAD = struct.Struct("<HII")  # writer id, sequence number, crc32 of the body
 
@@ -25,3 +28,34 @@ def check_message(msg: bytes) -> tuple[int, int]:
 def sizes(writer: int, count: int, largest: int) -> list[int]:
     rng = random.Random(writer)
     return [rng.randint(_HEAD.size, largest) for _ in range(count)]
+
+
+class KillSafeFlag:
+    """A one-way flag for forked children, in shared memory without a lock.
+
+    ``multiprocessing.Event``/``Value`` take a lock in shared memory on every access, so
+    a child SIGKILLed while holding it hangs everyone else: tests that kill processes use
+    this (and ``KillSafeCounters``) instead.
+    """
+
+    def __init__(self) -> None:
+        self._value = _FORK.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+
+class KillSafeCounters:
+    """One counter per child in shared memory, each written only by its child (no lock)."""
+
+    def __init__(self, n: int) -> None:
+        self._slots = _FORK.RawArray("q", n)
+
+    def add(self, i: int, k: int) -> None:
+        self._slots[i] += k
+
+    def total(self) -> int:
+        return sum(self._slots)

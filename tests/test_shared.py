@@ -15,7 +15,7 @@ import warnings
 
 import pytest
 from conftest import BACKENDS, endpoints
-from helpers import check_message, make_message, sizes
+from helpers import KillSafeCounters, KillSafeFlag, check_message, make_message, sizes
 
 import fastfifo
 
@@ -34,7 +34,7 @@ def _writer(backend, path, wid, count, largest, batched):
                 w.put(m)
 
 
-def _shared_reader(backend, path, out_path, done, progress, max_batch, exact):
+def _shared_reader(backend, path, out_path, done, progress, index, max_batch, exact):
     """Record (writer, seq) of every message taken, flushed after each claim."""
     import random
 
@@ -57,8 +57,7 @@ def _shared_reader(backend, path, out_path, done, progress, max_batch, exact):
                 wid, seq = check_message(m)
                 ids.append(wid << 32 | seq)
             out.write(ids.tobytes())
-            with progress.get_lock():
-                progress.value += len(msgs)
+            progress.add(index, len(msgs))
 
 
 def _read_ids(path):
@@ -71,12 +70,12 @@ def _read_ids(path):
 
 def _run_shared(backend, fifo, tmp_path, *, writers, readers, per_writer, kill=0, max_batch=20,
                 exact=False):
-    done = CTX.Event()
-    progress = CTX.Value("q", 0)
+    done = KillSafeFlag()  # readers are SIGKILLed: no multiprocessing.Event/Value locks
+    progress = KillSafeCounters(readers)
     largest = fastfifo.PIPE_BUF - 8
     outs = [str(tmp_path / f"reader{i}.ids") for i in range(readers)]
     rprocs = [CTX.Process(target=_shared_reader,
-                          args=(backend, fifo, outs[i], done, progress, max_batch, exact))
+                          args=(backend, fifo, outs[i], done, progress, i, max_batch, exact))
               for i in range(readers)]
     for p in rprocs:
         p.start()
@@ -92,7 +91,7 @@ def _run_shared(backend, fifo, tmp_path, *, writers, readers, per_writer, kill=0
     for k in range(kill):
         # Kill readers one after another while traffic flows, at whatever instant they are at.
         target = total * (k + 1) // (kill + 2)
-        while progress.value < target:
+        while progress.total() < target:
             time.sleep(0.001)
         victim = rprocs[k]
         os.kill(victim.pid, signal.SIGKILL)

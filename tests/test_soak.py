@@ -37,6 +37,8 @@ import warnings
 import zlib
 from typing import Any
 
+from helpers import KillSafeFlag
+
 import fastfifo
 from fastfifo import _core_py
 from fastfifo._endpoints import classes_for
@@ -197,7 +199,7 @@ def run_soak(
     work = tempfile.mkdtemp(prefix="fastfifo-soak-")
     path = fastfifo.mkfifo(os.path.join(work, "q"))
     keeper = classes_for(_core(backends[0]))[1](path, shared=True)  # holds the pipe open
-    stop, done = CTX.Event(), CTX.Event()
+    stop, done = KillSafeFlag(), KillSafeFlag()  # never multiprocessing.Event (see helpers)
     wlogs: dict[int, str] = {}
     rlogs: list[tuple[str, str]] = []
     killed_writers: set[int] = set()
