@@ -537,19 +537,25 @@ def _open_for_stat(path: str, st: os.stat_result) -> int:
     if o_path and os.path.isdir("/proc/self/fd"):
         handle = os.open(path, o_path | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            h = os.fstat(handle)
-            if not stat.S_ISFIFO(h.st_mode) or (h.st_dev, h.st_ino) != (st.st_dev, st.st_ino):
-                raise OSError(errno.EAGAIN, "the path changed while stat looked at it", path)
+            _check_same_fifo(handle, st, path)
             fd = os.open(f"/proc/self/fd/{handle}", flags)
         finally:
             os.close(handle)
     else:
         fd = os.open(path, flags | os.O_NOFOLLOW)
+    try:
+        _check_same_fifo(fd, st, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_same_fifo(fd: int, st: os.stat_result, path: str) -> None:
+    """Raise EAGAIN unless ``fd`` is the FIFO that ``st`` describes (the path changed)."""
     s = os.fstat(fd)
     if not stat.S_ISFIFO(s.st_mode) or (s.st_dev, s.st_ino) != (st.st_dev, st.st_ino):
-        os.close(fd)
         raise OSError(errno.EAGAIN, "the path changed while stat looked at it", path)
-    return fd
 
 
 def stat_fifo(path: str, *, force_open: bool = False) -> dict[str, Any]:
