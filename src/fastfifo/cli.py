@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 import fastfifo
 
-from . import _bench, _open
+from . import _open
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -718,6 +718,8 @@ def _stat_main(args: argparse.Namespace) -> int:
 
 
 def _bench_main(args: argparse.Namespace) -> int:
+    from . import _bench  # (statistics, platform...): only this command needs it
+
     if args.plot and not _bench.have_matplotlib():
         _say(
             "bench",
