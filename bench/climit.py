@@ -99,7 +99,7 @@ class CLimit(Peer):
                                   str(w * count), mode], **pipe)
                 for w in range(row.writers)
             ]
-            results = _collect(writers + [reader], timeout)
+            results = _collect([*writers, reader], timeout)
         problems = [r["status"] for r in results if r["status"] != "ok"]
         if problems:
             return {"status": problems[0] if problems[0].startswith("FAIL") else

@@ -142,6 +142,34 @@ class Peer:
         raise NotImplementedError
 
 
+def missing(module: str) -> str | None:
+    """None if ``module`` imports, else why not (what ``Peer.unavailable`` returns)."""
+    try:
+        __import__(module)
+    except ImportError as exc:
+        return f"not installed ({exc})"
+    return None
+
+
+def receive_until_done(take: Callable[[], Any], add: Callable[[Any], Any],
+                       idle: type[BaseException], sync: Sync, start: int) -> int:
+    """The receive loop of a multi-reader row: ``add(take())`` until the writers are done.
+
+    ``take`` waits at most ``IDLE`` and raises ``idle`` when nothing came; once
+    ``sync.done`` is set such a timeout ends the loop.  Returns the time the last
+    message arrived (``start`` if none did).
+    """
+    end = start
+    while True:
+        try:
+            add(take())
+        except idle:
+            if sync.done.is_set():
+                return end
+            continue
+        end = now()
+
+
 def ping_loop(send: Any, recv: Any, payloads: list) -> tuple[list, list]:
     """The client loop every Python peer shares: time each send + receive."""
     clock = time.perf_counter_ns

@@ -8,23 +8,16 @@ installed reports "not installed" and the run goes on.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import queue
 from typing import Any
 
-from .peer import IDLE, Peer, now, ping_loop
+from .peer import IDLE, Peer, missing, now, ping_loop, receive_until_done
 
 FOREVER = 3600.0  # faster-fifo's blocking calls take a float timeout (default 10 s), not None
 _names = itertools.count()
-
-
-def _missing(module: str) -> str | None:
-    try:
-        __import__(module)
-    except ImportError as exc:
-        return f"not installed ({exc})"
-    return None
 
 
 def _as_is(payload: bytes) -> bytes:
@@ -40,7 +33,7 @@ class FasterFifo(Peer):
         return "faster-fifo " + ("put_many/get_many" if row.batched else "put/get")
 
     def unavailable(self) -> str | None:
-        return _missing("faster_fifo")
+        return missing("faster_fifo")
 
     def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
         from faster_fifo import Queue
@@ -77,18 +70,11 @@ class FasterFifo(Peer):
                 for _ in range(count):
                     append(get(True, FOREVER))
             return out, start, now()
-        end = start
-        while True:
-            try:
-                if row.batched:
-                    out.extend(channel.get_many(True, IDLE, 1000))
-                else:
-                    out.append(channel.get(True, IDLE))
-            except queue.Empty:
-                if sync.done.is_set():
-                    return out, start, end
-                continue
-            end = now()
+        if row.batched:
+            take, add = functools.partial(channel.get_many, True, IDLE, 1000), out.extend
+        else:
+            take, add = functools.partial(channel.get, True, IDLE), out.append
+        return out, start, receive_until_done(take, add, queue.Empty, sync, start)
 
     def echo(self, channel, row, count, sync):
         req, resp = channel
@@ -110,7 +96,7 @@ class Zmq(Peer):
     name = "pyzmq PUSH/PULL ipc://"
 
     def unavailable(self) -> str | None:
-        return _missing("zmq")
+        return missing("zmq")
 
     def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
         # Endpoints only: a zmq Context must be made after the fork, in each worker.
@@ -153,15 +139,7 @@ class Zmq(Peer):
                     append(recv())
                 return out, start, now()
             sock.rcvtimeo = int(IDLE * 1000)
-            end = start
-            while True:
-                try:
-                    out.append(sock.recv())
-                except zmq.Again:
-                    if sync.done.is_set():
-                        return out, start, end
-                    continue
-                end = now()
+            return out, start, receive_until_done(sock.recv, out.append, zmq.Again, sync, start)
         finally:
             sock.close(linger=0)
             ctx.term()
@@ -204,7 +182,7 @@ class PosixMQ(Peer):
     name = "posix_ipc MessageQueue"
 
     def unavailable(self) -> str | None:
-        return _missing("posix_ipc")
+        return missing("posix_ipc")
 
     def unsupported(self, row: Any) -> str | None:
         reason = super().unsupported(row)
@@ -248,15 +226,11 @@ class PosixMQ(Peer):
             for _ in range(count):
                 append(receive()[0])
             return out, start, now()
-        end = start
-        while True:
-            try:
-                append(receive(IDLE)[0])
-            except posix_ipc.BusyError:
-                if sync.done.is_set():
-                    return out, start, end
-                continue
-            end = now()
+        # (message, priority) pairs: the priorities are dropped after the clock stops.
+        got: list = []
+        take = functools.partial(receive, IDLE)
+        end = receive_until_done(take, got.append, posix_ipc.BusyError, sync, start)
+        return [m for m, _ in got], start, end
 
     def echo(self, channel, row, count, sync):
         req, resp = channel

@@ -16,7 +16,7 @@ import struct
 import tempfile
 from typing import Any
 
-from .peer import IDLE, Peer, now, ping_loop
+from .peer import IDLE, Peer, missing, now, ping_loop, receive_until_done
 
 _LEN = struct.Struct("<I")
 
@@ -25,6 +25,13 @@ def _fifo(tmpdir: str, name: str) -> str:
     path = os.path.join(tmpdir, name)
     os.mkfifo(path, 0o600)
     return path
+
+
+def _fifos(row: Any, tmpdir: str) -> Any:
+    """The channel of both FIFO peers: a path, or (request, response) paths for ping-pong."""
+    if row.kind == "pingpong":
+        return (_fifo(tmpdir, "req"), _fifo(tmpdir, "resp"))
+    return _fifo(tmpdir, "q")
 
 
 class FastFifo(Peer):
@@ -42,11 +49,7 @@ class FastFifo(Peer):
         return f"fastfifo {calls}{shared}"
 
     def unavailable(self) -> str | None:
-        try:
-            import fastfifo  # noqa: F401
-        except ImportError as exc:
-            return f"not installed ({exc})"
-        return None
+        return missing("fastfifo")
 
     def unsupported(self, row: Any) -> str | None:
         reason = super().unsupported(row)
@@ -55,9 +58,7 @@ class FastFifo(Peer):
         return _probe(row.size, row.readers > 1)
 
     def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
-        if row.kind == "pingpong":
-            return (_fifo(tmpdir, "req"), _fifo(tmpdir, "resp"))
-        return _fifo(tmpdir, "q")
+        return _fifos(row, tmpdir)
 
     def send(self, channel, row, wid, items, sync):
         import fastfifo
@@ -92,17 +93,9 @@ class FastFifo(Peer):
                     for _ in range(count):
                         append(get())
                 return out, start, now()
-            end = start
-            call = r.get_many if row.batched else r.get
+            take = functools.partial(r.get_many if row.batched else r.get, timeout=IDLE)
             add = out.extend if row.batched else out.append
-            while True:
-                try:
-                    add(call(timeout=IDLE))
-                except fastfifo.Empty:
-                    if sync.done.is_set():
-                        return out, start, end
-                    continue
-                end = now()
+            return out, start, receive_until_done(take, add, fastfifo.Empty, sync, start)
 
     def echo(self, channel, row, count, sync):
         import fastfifo
@@ -158,9 +151,7 @@ class OsRead(Peer):
         return self.name + (" (packed writes)" if row.batched else "")
 
     def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
-        if row.kind == "pingpong":
-            return (_fifo(tmpdir, "req"), _fifo(tmpdir, "resp"))
-        return _fifo(tmpdir, "q")
+        return _fifos(row, tmpdir)
 
     def send(self, channel, row, wid, items, sync):
         fd = os.open(channel, os.O_WRONLY)
@@ -317,14 +308,7 @@ class FastFifoViews(FastFifo):
                     got += len(batch)
                 end = now()
             else:
-                end = start
-                while True:
-                    try:
-                        keep(get(timeout=IDLE))
-                    except fastfifo.Empty:
-                        if sync.done.is_set():
-                            break
-                        continue
-                    end = now()
+                take = functools.partial(get, timeout=IDLE)
+                end = receive_until_done(take, keep, fastfifo.Empty, sync, start)
         # The clock has stopped: copy out for the delivery check only.
         return [m for b in batches for m in b.tolist()], start, end

@@ -8,45 +8,30 @@ them.  ``Queue`` and ``SimpleQueue`` pickle each payload; ``Pipe`` uses
 
 from __future__ import annotations
 
+import functools
 import queue
 from typing import Any
 
-from .peer import IDLE, Peer, now, ping_loop
+from .peer import IDLE, Peer, now, ping_loop, receive_until_done
 
 
-class MpQueue(Peer):
-    key = "mp.Queue"
-    name = "multiprocessing.Queue"
+class _MpQueues(Peer):
+    """What ``Queue`` and ``SimpleQueue`` share: made by ``ctx.<factory>()``, ``put``/``get``."""
+
+    factory = ""
 
     def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
+        make = getattr(ctx, self.factory)
         if row.kind == "pingpong":
-            return (ctx.Queue(), ctx.Queue())
-        return ctx.Queue()
+            return (make(), make())
+        return make()
 
     def send(self, channel, row, wid, items, sync):
         sync.ready()
         put = channel.put
         for payload in items:
             put(payload)
-        # The feeder thread writes in the background; the process exit waits for it.
-
-    def receive(self, channel, row, rid, count, sync):
-        start = sync.ready()
-        out: list = []
-        if count is not None:
-            get, append = channel.get, out.append
-            for _ in range(count):
-                append(get())
-            return out, start, now()
-        end = start
-        while True:
-            try:
-                out.append(channel.get(timeout=IDLE))
-            except queue.Empty:
-                if sync.done.is_set():
-                    return out, start, end
-                continue
-            end = now()
+        # Queue: the feeder thread writes in the background; the process exit waits for it.
 
     def echo(self, channel, row, count, sync):
         req, resp = channel
@@ -61,25 +46,32 @@ class MpQueue(Peer):
         return ping_loop(req.put, resp.get, payloads)
 
 
-class MpSimpleQueue(Peer):
+class MpQueue(_MpQueues):
+    key = "mp.Queue"
+    name = "multiprocessing.Queue"
+    factory = "Queue"
+
+    def receive(self, channel, row, rid, count, sync):
+        start = sync.ready()
+        out: list = []
+        if count is not None:
+            get, append = channel.get, out.append
+            for _ in range(count):
+                append(get())
+            return out, start, now()
+        take = functools.partial(channel.get, timeout=IDLE)
+        return out, start, receive_until_done(take, out.append, queue.Empty, sync, start)
+
+
+class MpSimpleQueue(_MpQueues):
     key = "mp.SimpleQueue"
     name = "multiprocessing.SimpleQueue"
-
-    def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
-        if row.kind == "pingpong":
-            return (ctx.SimpleQueue(), ctx.SimpleQueue())
-        return ctx.SimpleQueue()
+    factory = "SimpleQueue"
 
     def after_writers(self, channel: Any, row: Any) -> None:
         # SimpleQueue.get has no timeout: one end marker per reader, behind all the data.
         for _ in range(row.readers):
             channel.put(None)
-
-    def send(self, channel, row, wid, items, sync):
-        sync.ready()
-        put = channel.put
-        for payload in items:
-            put(payload)
 
     def receive(self, channel, row, rid, count, sync):
         start = sync.ready()
@@ -96,18 +88,6 @@ class MpSimpleQueue(Peer):
                 return out, start, end
             append(payload)
             end = now()
-
-    def echo(self, channel, row, count, sync):
-        req, resp = channel
-        sync.ready()
-        get, put = req.get, resp.put
-        for _ in range(count):
-            put(get())
-
-    def ping(self, channel, row, payloads, sync):
-        req, resp = channel
-        sync.ready()
-        return ping_loop(req.put, resp.get, payloads)
 
 
 class MpPipe(Peer):

@@ -175,10 +175,11 @@ def markdown(results: list[Result], titles: dict[str, str]) -> str:
         if out:
             out.append("")
         if kind == "throughput":
-            out += ["| workload | peer | msg/s (median) | min – max | MB/s | fastfifo ÷ peer "
-                    "| delivery |", "|---|---|---:|---:|---:|---:|---|"]
+            out += ["| workload | peer | msg/s (median) | min – max "  # noqa: RUF001
+                    "| MB/s | fastfifo ÷ peer | delivery |", "|---|---|---:|---:|---:|---:|---|"]
         else:
-            out += ["| workload | peer | round trip µs (median) | min – max of medians "
+            out += ["| workload | peer | round trip µs (median) "
+                    "| min – max of medians "  # noqa: RUF001 (ranges take an en dash)
                     "| p99 µs | peer ÷ fastfifo | delivery |", "|---|---|---:|---:|---:|---:|---|"]
         for group in groups:
             ff = _fastfifo(results, group[0].row)
@@ -191,13 +192,15 @@ def markdown(results: list[Result], titles: dict[str, str]) -> str:
                 spread = r.spread()
                 if kind == "throughput":
                     ratio = ff.rate / r.rate if ff and ff.rate and r.rate else None
-                    figures = [_si(r.rate), f"{_si(spread[0])} – {_si(spread[1])}" if spread
-                               else "—", _mb(r.mbps)]
+                    figures = [_si(r.rate),
+                               f"{_si(spread[0])} – {_si(spread[1])}"  # noqa: RUF001
+                               if spread else "—", _mb(r.mbps)]
                 else:
                     base = ff.latency() if ff else None
                     ratio = r.latency() / base if base and r.latency() else None
-                    figures = [_us(r.latency()), f"{_us(spread[0])} – {_us(spread[1])}" if spread
-                               else "—", _us(r.latency("p99_ns"))]
+                    figures = [_us(r.latency()),
+                               f"{_us(spread[0])} – {_us(spread[1])}"  # noqa: RUF001
+                               if spread else "—", _us(r.latency("p99_ns"))]
                 out.append(f"| {workload} | {_peer_cell(r)} | " + " | ".join(figures)
                            + f" | {_ratio(ratio)} | {_delivery(r)} |")
             out += _not_applicable(group, titles.get(group[0].row, group[0].row) if first

@@ -26,8 +26,8 @@ import time
 if __package__ in (None, ""):  # run as a script: make the bench package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import harness, report  # noqa: E402
-from bench.workloads import all_peers, all_rows, quick_cases, select  # noqa: E402
+from bench import harness, report
+from bench.workloads import all_peers, all_rows, quick_cases, select
 
 
 class Progress:
@@ -150,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     titles = {row.key: row.title for row, _ in cases}
     config = {"reps": args.reps, "seconds": args.seconds, "quick": args.quick,
-              "only": args.only, "command": " ".join([os.path.basename(sys.executable)]
-                                                     + sys.argv)}
+              "only": args.only, "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
     if args.json:
         report.write_json(args.json, results, info, config)
         print(f"wrote {args.json}", file=sys.stderr)
@@ -191,7 +190,8 @@ def rerender(args: argparse.Namespace) -> int:
 def render(results: list, titles: dict, info: dict, config: dict) -> str:
     parts = ["## Machine\n", report.machine_markdown(info),
              f"\n{config['reps']} timed runs per case of about {config['seconds']} s each "
-             "(message count calibrated by a pilot run); median shown, min – max beside it.\n",
+             "(message count calibrated by a pilot run); "
+             "median shown, min – max beside it.\n",  # noqa: RUF001 (a range: an en dash)
              "\n## Results\n", report.markdown(results, titles)]
     measured = [t for t in report.targets(results) if "row not run" not in t["why"]]
     if any(t["ratio"] is not None or "not measured" not in t["why"] for t in measured):

@@ -57,8 +57,8 @@ def all_rows() -> list[Row]:
 
 
 def all_peers() -> list[Peer]:
-    return [FastFifo(), FastFifoBuffered(), FastFifoViews(), CLimit(), OsRead(), MpQueue(), MpSimpleQueue(), MpPipe(), FasterFifo(),
-            Zmq(), PosixMQ()]
+    return [FastFifo(), FastFifoBuffered(), FastFifoViews(), CLimit(), OsRead(), MpQueue(),
+            MpSimpleQueue(), MpPipe(), FasterFifo(), Zmq(), PosixMQ()]
 
 
 def quick_cases() -> list[tuple[Row, Peer]]:

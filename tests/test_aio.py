@@ -179,17 +179,21 @@ def _tick_while(loop, seconds):
     return ticker()
 
 
+async def _assert_waits_idly(task, seconds=0.3):
+    """While ``task`` waits, the loop stays responsive and the process nearly idle."""
+    cpu = time.process_time()
+    ticks, gap = await _tick_while(asyncio.get_running_loop(), seconds)
+    cpu = time.process_time() - cpu
+    assert not task.done()
+    assert ticks >= 5 and gap < 0.2, (ticks, gap)
+    assert cpu < 0.15, f"waiting used {cpu:.3f} s of CPU in {seconds} s"
+
+
 def test_loop_stays_responsive_and_idle_while_get_waits(ff, fifo, run):
     async def main():
-        loop = asyncio.get_running_loop()
         r = aio.Reader(ff.Reader(fifo, shared=True))
         task = asyncio.create_task(r.get())
-        cpu = time.process_time()
-        ticks, gap = await _tick_while(loop, 0.3)
-        cpu = time.process_time() - cpu
-        assert not task.done()
-        assert ticks >= 5 and gap < 0.2, (ticks, gap)
-        assert cpu < 0.15, f"waiting used {cpu:.3f} s of CPU in 0.3 s"
+        await _assert_waits_idly(task)
         with ff.Writer(fifo) as w:
             w.put(b"wake up")
         assert await asyncio.wait_for(task, 5) == b"wake up"
@@ -202,7 +206,6 @@ def test_shared_reader_waits_without_spinning_while_another_holds_the_claim(ff, 
     """Readable but claimed by someone else: back off, stay responsive, then deliver."""
 
     async def main():
-        loop = asyncio.get_running_loop()
         r = aio.Reader(ff.Reader(fifo, shared=True))
         other = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
         fcntl.flock(other, fcntl.LOCK_EX)  # another reader is mid-claim
@@ -210,12 +213,7 @@ def test_shared_reader_waits_without_spinning_while_another_holds_the_claim(ff, 
             with ff.Writer(fifo) as w:
                 w.put(b"contended")
             task = asyncio.create_task(r.get())
-            cpu = time.process_time()
-            ticks, gap = await _tick_while(loop, 0.3)
-            cpu = time.process_time() - cpu
-            assert not task.done()
-            assert ticks >= 5 and gap < 0.2, (ticks, gap)
-            assert cpu < 0.15, f"waiting used {cpu:.3f} s of CPU in 0.3 s"
+            await _assert_waits_idly(task)
         finally:
             fcntl.flock(other, fcntl.LOCK_UN)
         assert await asyncio.wait_for(task, 5) == b"contended"

@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -620,3 +621,41 @@ def test_bench_plot_without_matplotlib_fails_at_once(tmp_path):
     assert "needs matplotlib" in one_line_error(r, "bench")
     assert r.stdout == b""  # nothing was measured
     assert not (tmp_path / "x.png").exists()
+
+
+# ------------------------------------------------------------------ startup
+
+
+def test_commands_need_neither_fastfifo_aio_nor_the_bench_module(tmp_path):
+    """``import fastfifo`` may leave ``fastfifo.aio`` (and asyncio) unimported: the commands
+    must not lean on it.  Here it is an empty module, so any use of it fails; and only
+    ``bench`` imports ``fastfifo._bench``."""
+    code = textwrap.dedent(
+        """
+        import sys, types
+        sys.modules["fastfifo.aio"] = types.ModuleType("fastfifo.aio")
+        import fastfifo
+        from fastfifo.cli import main
+
+        path = sys.argv[1]
+        try:
+            main(["--help"])
+        except SystemExit as e:
+            assert e.code == 0, e.code
+        assert main(["mkfifo", path]) == 0
+        with fastfifo.Reader(path) as r:
+            assert main(["send", path, "--json", '{"text": "there"}']) == 0
+            assert r.get(timeout=5) == b"there"
+            with fastfifo.Writer(path) as w:
+                w.put(b"back")
+                assert main(["stat", path]) == 0
+                assert main(["recv", path, "--count", "1", "--timeout", "5", "--json"]) == 0
+        for name in ("asyncio", "fastfifo._bench"):
+            assert name not in sys.modules, name
+        """
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "q")], capture_output=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.endswith(b'{"text": "back"}\n'), r.stdout[-200:]

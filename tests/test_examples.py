@@ -24,24 +24,24 @@ def example_env() -> dict[str, str]:
     return env
 
 
-def test_work_queue():
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(EXAMPLES / "work_queue.py"),
-            "--workers",
-            "3",
-            "--tasks",
-            "3000",
-            "--batch",
-            "8",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=example_env(),
-    )
+def run_example(*command: str) -> subprocess.CompletedProcess[str]:
+    """Run an example the way its docstring says; it must exit 0."""
+    r = subprocess.run(command, capture_output=True, text=True, timeout=120, env=example_env())
     assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_work_queue():
+    r = run_example(
+        sys.executable,
+        str(EXAMPLES / "work_queue.py"),
+        "--workers",
+        "3",
+        "--tasks",
+        "3000",
+        "--batch",
+        "8",
+    )
     out = r.stdout
     assert "3000 tasks, 3 shared workers" in out
     counts = [int(n) for n in re.findall(r"worker \d+: (\d+) tasks", out)]
@@ -58,14 +58,7 @@ def _is_prime(n: int) -> bool:
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs sh")
 def test_shell_pipeline():
-    r = subprocess.run(
-        ["sh", str(EXAMPLES / "shell_pipeline.sh")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=example_env(),
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_example("sh", str(EXAMPLES / "shell_pipeline.sh"))
     out = r.stdout
     for expected in [
         "recv printed: hello from echo",

@@ -399,6 +399,19 @@ def test_close_wakes_a_get_blocked_in_another_thread(ffq):
     assert isinstance(errors[0], fastfifo.ClosedError)
 
 
+def test_queue_needs_no_fastfifo_aio():
+    """``import fastfifo`` may leave ``fastfifo.aio`` (and asyncio) unimported: Queue must
+    not lean on it (here it is an empty module, so any use of it fails)."""
+    code = (
+        "import sys, types; sys.modules['fastfifo.aio'] = types.ModuleType('fastfifo.aio'); "
+        "import fastfifo; q = fastfifo.Queue(); q.put({'n': 1}); "
+        "assert q.get(timeout=5) == {'n': 1}; q.close(); "
+        "assert 'asyncio' not in sys.modules"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+
+
 def test_pickle_round_trip_shares_the_same_fifo(ffq):
     q = ffq()
     twin = pickle.loads(pickle.dumps(q))

@@ -148,7 +148,33 @@ class _Waiters:
                 fut.set_result(None)
 
 
-class Reader:
+class _Endpoint:
+    """What Reader and Writer share: the blocking endpoint they wrap (``_sync``) and its fd."""
+
+    def __init__(
+        self, source: Any, options: dict[str, Any], opener: Callable[..., Any], kind: str
+    ) -> None:
+        if _is_path(source):
+            self._sync: Any = opener(source, **options)
+        elif options:
+            raise TypeError(f"options are for opening a path; pass an open {kind} alone")
+        else:
+            self._sync = source
+        self._fd: int = self._sync.fileno()
+
+    @property
+    def path(self) -> str:
+        return str(self._sync.path)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._sync.closed)
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+class Reader(_Endpoint):
     """Receive whole messages from a FIFO in asyncio code.
 
     ``Reader(path, **options)`` opens a ``fastfifo.Reader`` with those options
@@ -160,41 +186,24 @@ class Reader:
     """
 
     def __init__(self, source: Any, **options: Any) -> None:
-        if _is_path(source):
-            self._reader: Any = _SyncReader(source, **options)
-        elif options:
-            raise TypeError("options are for opening a path; pass an open Reader alone")
-        else:
-            self._reader = source
-        self._fd: int = self._reader.fileno()
-        shared = bool(getattr(self._reader, "shared", False))
+        super().__init__(source, options, _SyncReader, "Reader")
+        shared = bool(getattr(self._sync, "shared", False))
         self._waiters = _Waiters(self._fd, SHARED_TICK if shared else None)
         self._backoff = 0.0
 
     @property
     def reader(self) -> Any:
         """The underlying blocking ``fastfifo.Reader``."""
-        return self._reader
-
-    @property
-    def path(self) -> str:
-        return str(self._reader.path)
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._reader.closed)
-
-    def fileno(self) -> int:
-        return self._fd
+        return self._sync
 
     def get_nowait(self) -> bytes:
         """The next message if one is waiting, else ``fastfifo.Empty``."""
-        msg: bytes = self._reader.get(0)
+        msg: bytes = self._sync.get(0)
         return msg
 
     def get_many_nowait(self, max_messages: int = 1000) -> list[bytes]:
         """1 to ``max_messages`` messages if any are waiting, else ``fastfifo.Empty``."""
-        msgs: list[bytes] = self._reader.get_many(max_messages, 0)
+        msgs: list[bytes] = self._sync.get_many(max_messages, 0)
         return msgs
 
     async def get(self) -> bytes:
@@ -259,7 +268,7 @@ class Reader:
     def close(self) -> None:
         """Close the Reader; waiting ``get`` calls raise ``ClosedError``."""
         self._waiters.disarm()
-        self._reader.close()
+        self._sync.close()
         self._waiters.wake_all()
 
     async def __aenter__(self) -> Reader:
@@ -269,7 +278,7 @@ class Reader:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<fastfifo.aio.Reader {self._reader!r}>"
+        return f"<fastfifo.aio.Reader {self._sync!r}>"
 
 
 class _Pending:
@@ -281,7 +290,7 @@ class _Pending:
         self.data, self.size, self.fut, self.last = data, size, fut, last
 
 
-class Writer:
+class Writer(_Endpoint):
     """Send whole messages into a FIFO from asyncio code.
 
     ``Writer(path, **options)`` opens a ``fastfifo.Writer`` (``open_timeout`` defaults
@@ -308,13 +317,8 @@ class Writer:
     ) -> None:
         if _is_path(source):
             options.setdefault("open_timeout", 0)
-            self._writer: Any = _SyncWriter(source, **options)
-        elif options:
-            raise TypeError("options are for opening a path; pass an open Writer alone")
-        else:
-            self._writer = source
-        self._fd: int = self._writer.fileno()
-        self._atomic: int = self._writer.max_atomic_message
+        super().__init__(source, options, _SyncWriter, "Writer")
+        self._atomic: int = self._sync.max_atomic_message
         self.high_water = high_water
         self.low_water = high_water // 4 if low_water is None else low_water
         self._pending: deque[_Pending] = deque()
@@ -328,15 +332,7 @@ class Writer:
     @property
     def writer(self) -> Any:
         """The underlying blocking ``fastfifo.Writer``."""
-        return self._writer
-
-    @property
-    def path(self) -> str:
-        return str(self._writer.path)
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._writer.closed)
+        return self._sync
 
     @property
     def backlog(self) -> int:
@@ -346,9 +342,6 @@ class Writer:
     @property
     def max_atomic_message(self) -> int:
         return self._atomic
-
-    def fileno(self) -> int:
-        return self._fd
 
     # ------------------------------------------------------------ sending
 
@@ -366,7 +359,7 @@ class Writer:
         size = _nbytes(data)
         if size > self._atomic and not self._room_for(size):
             raise Full(f"{self.path!r}: no room for a {size}-byte message now", 0)
-        self._writer.put(data, 0)
+        self._sync.put(data, 0)
 
     async def put(self, data: Any) -> None:
         """Send one message, waiting (without blocking the loop) while the pipe is full.
@@ -377,12 +370,8 @@ class Writer:
         """
         self._check()
         size = _nbytes(data)
-        if not self._pending and self._inflight is None and size <= self._atomic:
-            try:
-                self._writer.put(data, 0)
-                return
-            except Full:
-                pass
+        if self._put_now(data, size):
+            return
         fut = self._bind().create_future()
         self._enqueue([(data, size)], fut)
         await self._await_sent(fut)
@@ -403,7 +392,7 @@ class Writer:
             and all(s <= self._atomic for _, s in items)
         ):
             try:
-                self._writer.put_many([m for m, _ in items], 0)
+                self._sync.put_many([m for m, _ in items], 0)
                 return
             except Full as e:
                 items = items[e.sent :]
@@ -419,12 +408,8 @@ class Writer:
         """
         self._check()
         size = _nbytes(data)
-        if not self._pending and self._inflight is None and size <= self._atomic:
-            try:
-                self._writer.put(data, 0)
-                return
-            except Full:
-                pass
+        if self._put_now(data, size):
+            return
         self._bind()
         self._enqueue([(data, size)], None)
 
@@ -458,7 +443,7 @@ class Writer:
         ``ClosedError``); a large message in flight is cut (readers drop it with an
         ``IncompleteMessageWarning``).  ``await aclose()`` sends everything first."""
         self._disarm()
-        self._writer.close()
+        self._sync.close()
         if self._error is None:
             self._error = ClosedError(f"Writer for {self.path!r} is closed")
         self._fail_pending(self._error)
@@ -481,14 +466,14 @@ class Writer:
             self.close()
 
     def __repr__(self) -> str:
-        return f"<fastfifo.aio.Writer {self._writer!r} backlog={self._backlog}>"
+        return f"<fastfifo.aio.Writer {self._sync!r} backlog={self._backlog}>"
 
     # ------------------------------------------------------------ internals
 
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
-        if self._writer.closed:
+        if self._sync.closed:
             raise ClosedError(f"Writer for {self.path!r} is closed")
 
     def _bind(self) -> asyncio.AbstractEventLoop:
@@ -503,6 +488,16 @@ class Writer:
         waiting = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
         frames = size // 4000 + 2
         return bool(size + 16 * frames <= pipe_capacity(self._fd) - waiting - 4096)
+
+    def _put_now(self, data: Any, size: int) -> bool:
+        """Write a small message at once if nothing waits before it and the pipe has room."""
+        if self._pending or self._inflight is not None or size > self._atomic:
+            return False
+        try:
+            self._sync.put(data, 0)
+        except Full:
+            return False
+        return True
 
     def _enqueue(self, items: list[tuple[Any, int]], fut: asyncio.Future[None] | None) -> None:
         last = len(items) - 1
@@ -549,7 +544,7 @@ class Writer:
                 batch.append(item)
             sent = len(batch)
             try:
-                self._writer.put_many([it.data for it in batch], 0)
+                self._sync.put_many([it.data for it in batch], 0)
             except Full as e:
                 sent = e.sent
             except BaseException as e:
@@ -574,7 +569,7 @@ class Writer:
         assert self._loop is not None
         self._disarm()
         self._inflight = item
-        done = self._loop.run_in_executor(None, self._writer.put, item.data, None)
+        done = self._loop.run_in_executor(None, self._sync.put, item.data, None)
         done.add_done_callback(lambda f: self._large_done(item, f))
 
     def _large_done(self, item: _Pending, f: asyncio.Future[None]) -> None:

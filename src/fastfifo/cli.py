@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 
 import fastfifo
 
-from . import _bench, _open
+from . import _open
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -537,19 +537,25 @@ def _open_for_stat(path: str, st: os.stat_result) -> int:
     if o_path and os.path.isdir("/proc/self/fd"):
         handle = os.open(path, o_path | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            h = os.fstat(handle)
-            if not stat.S_ISFIFO(h.st_mode) or (h.st_dev, h.st_ino) != (st.st_dev, st.st_ino):
-                raise OSError(errno.EAGAIN, "the path changed while stat looked at it", path)
+            _check_same_fifo(handle, st, path)
             fd = os.open(f"/proc/self/fd/{handle}", flags)
         finally:
             os.close(handle)
     else:
         fd = os.open(path, flags | os.O_NOFOLLOW)
+    try:
+        _check_same_fifo(fd, st, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_same_fifo(fd: int, st: os.stat_result, path: str) -> None:
+    """Raise EAGAIN unless ``fd`` is the FIFO that ``st`` describes (the path changed)."""
     s = os.fstat(fd)
     if not stat.S_ISFIFO(s.st_mode) or (s.st_dev, s.st_ino) != (st.st_dev, st.st_ino):
-        os.close(fd)
         raise OSError(errno.EAGAIN, "the path changed while stat looked at it", path)
-    return fd
 
 
 def stat_fifo(path: str, *, force_open: bool = False) -> dict[str, Any]:
@@ -712,6 +718,8 @@ def _stat_main(args: argparse.Namespace) -> int:
 
 
 def _bench_main(args: argparse.Namespace) -> int:
+    from . import _bench  # (statistics, platform...): only this command needs it
+
     if args.plot and not _bench.have_matplotlib():
         _say(
             "bench",

@@ -44,7 +44,7 @@ from multiprocessing import context as _mp_context
 from multiprocessing import reduction as _mp_reduction
 from multiprocessing import util as _mp_util
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _core_py
 from ._backend import core as _default_core
@@ -94,6 +94,20 @@ def _close_fds(fds: list[int]) -> None:
 
 def _remove_private_dir(directory: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
+
+
+class _Options(NamedTuple):
+    """What a Queue is made with: all that travels when it is pickled (but the anchor)."""
+
+    path: str
+    maxsize: int
+    dumps: Callable[[Any], Any] | None
+    loads: Callable[[bytes], Any] | None
+    raw: bool
+    max_message_size: int
+    pipe_size: int | None
+    strict_permissions: bool
+    backend: str | None
 
 
 # Queues alive in this process, so that a fork() child drops what it must not share.
@@ -187,19 +201,19 @@ class Queue:
             p = os.fspath(path)
             if create:
                 mkfifo(p, 0o600, exist_ok=True)
+        options = _Options(
+            path=p,
+            maxsize=maxsize,
+            dumps=dumps,
+            loads=loads,
+            raw=raw,
+            max_message_size=max_message_size,
+            pipe_size=pipe_size,
+            strict_permissions=strict_permissions,
+            backend=_backend,
+        )
         try:
-            self._setup(
-                p,
-                maxsize,
-                dumps,
-                loads,
-                raw,
-                max_message_size,
-                pipe_size,
-                strict_permissions,
-                _backend,
-                anchor=-1,
-            )
+            self._setup(options, anchor=-1)
         except BaseException:
             if directory is not None:
                 _remove_private_dir(directory)
@@ -210,33 +224,18 @@ class Queue:
             # has joined its children; never in another process (it checks the pid).
             _mp_util.Finalize(self, _remove_private_dir, (directory,), exitpriority=-100)
 
-    def _setup(
-        self,
-        path: str,
-        maxsize: int,
-        dumps: Callable[[Any], Any] | None,
-        loads: Callable[[bytes], Any] | None,
-        raw: bool,
-        max_message_size: int,
-        pipe_size: int | None,
-        strict_permissions: bool,
-        backend: str | None,
-        anchor: int,
-    ) -> None:
-        self._path = path
-        self._maxsize = maxsize
-        self._dumps_arg, self._loads_arg, self._raw = dumps, loads, raw
+    def _setup(self, options: _Options, anchor: int) -> None:
+        self._options = options
+        self._path = path = options.path
+        self._maxsize = options.maxsize
+        raw, dumps, loads = options.raw, options.dumps, options.loads
         self._dumps: Callable[[Any], Any] | None = (
             None if raw else (dumps if dumps is not None else _default_dumps)
         )
         self._loads: Callable[[bytes], Any] | None = (
             None if raw else (loads if loads is not None else pickle.loads)
         )
-        self._max_message_size = max_message_size
-        self._pipe_size = pipe_size
-        self._strict = strict_permissions
-        self._backend = backend
-        self._writer_cls, self._reader_cls = classes_for(_core_for(backend))
+        self._writer_cls, self._reader_cls = classes_for(_core_for(options.backend))
         self._directory = None
         self._writer: Any = None
         self._reader: Any = None
@@ -248,9 +247,9 @@ class Queue:
         self._put_bytes = self._put_count = 0  # for the estimate where peeking is impossible
         # fds[0]: the anchor (O_RDWR on the FIFO); fds[1:3]: the private peek pipe.
         if anchor < 0:
-            anchor = open_fifo(path, os.O_RDWR, strict_permissions=strict_permissions)
+            anchor = open_fifo(path, os.O_RDWR, strict_permissions=options.strict_permissions)
             try:
-                set_pipe_size(anchor, pipe_size)
+                set_pipe_size(anchor, options.pipe_size)
             except BaseException:
                 os.close(anchor)
                 raise
@@ -269,21 +268,7 @@ class Queue:
             # multiprocessing hands over its own pipes, so the pipe's contents are
             # alive in the child from its first instruction.
             anchor = _mp_reduction.DupFd(self._fds[0])
-        return (
-            _rebuild,
-            (
-                self._path,
-                self._maxsize,
-                self._dumps_arg,
-                self._loads_arg,
-                self._raw,
-                self._max_message_size,
-                self._pipe_size,
-                self._strict,
-                self._backend,
-                anchor,
-            ),
-        )
+        return (_rebuild, (self._options, anchor))
 
     def _after_fork(self) -> None:
         """In a fork() child: endpoints are reopened on first use; the anchor is kept.
@@ -312,13 +297,14 @@ class Queue:
         with self._opening:
             self._check_open()
             if self._writer is None:
+                o = self._options
                 # Our own anchor is a reader, so the open never waits.
                 self._writer = self._writer_cls(
                     self._path,
                     open_timeout=0,
-                    max_message_size=self._max_message_size,
-                    pipe_size=self._pipe_size,
-                    strict_permissions=self._strict,
+                    max_message_size=o.max_message_size,
+                    pipe_size=o.pipe_size,
+                    strict_permissions=o.strict_permissions,
                 )
             return self._writer
 
@@ -326,12 +312,13 @@ class Queue:
         with self._opening:
             self._check_open()
             if self._reader is None:
+                o = self._options
                 self._reader = self._reader_cls(
                     self._path,
                     shared=True,
-                    max_message_size=self._max_message_size,
-                    pipe_size=self._pipe_size,
-                    strict_permissions=self._strict,
+                    max_message_size=o.max_message_size,
+                    pipe_size=o.pipe_size,
+                    strict_permissions=o.strict_permissions,
                 )
             return self._reader
 
@@ -700,18 +687,7 @@ class Queue:
             )
 
 
-def _rebuild(
-    path: str,
-    maxsize: int,
-    dumps: Callable[[Any], Any] | None,
-    loads: Callable[[bytes], Any] | None,
-    raw: bool,
-    max_message_size: int,
-    pipe_size: int | None,
-    strict_permissions: bool,
-    backend: str | None,
-    anchor: Any,
-) -> Queue:
+def _rebuild(options: _Options, anchor: Any) -> Queue:
     """Unpickle a Queue in another process: same path and options, its own endpoints."""
     q = Queue.__new__(Queue)
     fd = -1
@@ -719,18 +695,7 @@ def _rebuild(
         fd = anchor.detach()
         os.set_inheritable(fd, False)
     try:
-        q._setup(
-            path,
-            maxsize,
-            dumps,
-            loads,
-            raw,
-            max_message_size,
-            pipe_size,
-            strict_permissions,
-            backend,
-            anchor=fd,
-        )
+        q._setup(options, anchor=fd)
     except BaseException:
         if fd >= 0:
             os.close(fd)
