@@ -470,7 +470,9 @@ def test_group_writable_fifo_is_refused_unless_asked(cli1, fifo):
 @needs_proc
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_recv_interrupted(cli1, fifo, sig, status):
-    recv = cli1.start("recv", fifo)
+    # As a shell starts a foreground job: with SIGINT at its default even when this test
+    # runs in a background job (where SIGINT is ignored, and Python then keeps ignoring it).
+    recv = cli1.start("recv", fifo, preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     wait_until(lambda: has_open(recv.pid, fifo), "recv opened the FIFO", proc=recv)
     recv.send_signal(sig)
     _, err = recv.communicate(timeout=30)
