@@ -38,7 +38,7 @@ import struct
 import termios
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._backend import core as _core
 from ._endpoints import classes_for
@@ -46,6 +46,15 @@ from ._errors import ClosedError, Empty, Full
 from ._open import pipe_capacity
 
 __all__ = ["Queue", "Reader", "Writer", "open_writer"]
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+    from . import _endpoints
+    from . import queue as _queue
+    from .queue import T as Item  # a Queue's items (defaults to Any)
+else:
+    Item = TypeVar("Item")
 
 T = TypeVar("T")
 
@@ -185,16 +194,19 @@ class Reader(_Endpoint):
     (``async with asyncio.timeout(1): msg = await r.get()``).
     """
 
-    def __init__(self, source: Any, **options: Any) -> None:
+    def __init__(
+        self, source: str | os.PathLike[str] | _endpoints.Reader, **options: Any
+    ) -> None:
         super().__init__(source, options, _SyncReader, "Reader")
         shared = bool(getattr(self._sync, "shared", False))
         self._waiters = _Waiters(self._fd, SHARED_TICK if shared else None)
         self._backoff = 0.0
 
     @property
-    def reader(self) -> Any:
+    def reader(self) -> _endpoints.Reader:
         """The underlying blocking ``fastfifo.Reader``."""
-        return self._sync
+        sync: _endpoints.Reader = self._sync
+        return sync
 
     def get_nowait(self) -> bytes:
         """The next message if one is waiting, else ``fastfifo.Empty``."""
@@ -309,7 +321,7 @@ class Writer(_Endpoint):
 
     def __init__(
         self,
-        source: Any,
+        source: str | os.PathLike[str] | _endpoints.Writer,
         *,
         high_water: int = 256 * 1024,
         low_water: int | None = None,
@@ -330,9 +342,10 @@ class Writer(_Endpoint):
         self._drainers: list[tuple[int, asyncio.Future[None]]] = []
 
     @property
-    def writer(self) -> Any:
+    def writer(self) -> _endpoints.Writer:
         """The underlying blocking ``fastfifo.Writer``."""
-        return self._sync
+        sync: _endpoints.Writer = self._sync
+        return sync
 
     @property
     def backlog(self) -> int:
@@ -345,7 +358,7 @@ class Writer(_Endpoint):
 
     # ------------------------------------------------------------ sending
 
-    def put_nowait(self, data: Any) -> None:
+    def put_nowait(self, data: Buffer) -> None:
         """Send now or raise ``fastfifo.Full`` (nothing sent); never waits.
 
         Also ``Full`` while earlier messages wait in the backlog (they go first).
@@ -361,7 +374,7 @@ class Writer(_Endpoint):
             raise Full(f"{self.path!r}: no room for a {size}-byte message now", 0)
         self._sync.put(data, 0)
 
-    async def put(self, data: Any) -> None:
+    async def put(self, data: Buffer) -> None:
         """Send one message, waiting (without blocking the loop) while the pipe is full.
 
         Returns once the message is in the pipe.  If the call is cancelled while
@@ -376,7 +389,7 @@ class Writer(_Endpoint):
         self._enqueue([(data, size)], fut)
         await self._await_sent(fut)
 
-    async def put_many(self, messages: Iterable[Any]) -> None:
+    async def put_many(self, messages: Iterable[Buffer]) -> None:
         """Send several messages in order, packed into few atomic writes.
 
         If cancelled, the messages not yet written are withdrawn (a prefix may have
@@ -400,7 +413,7 @@ class Writer(_Endpoint):
         self._enqueue(items, fut)
         await self._await_sent(fut)
 
-    def write(self, data: Any) -> None:
+    def write(self, data: Buffer) -> None:
         """Send ``data`` now if possible, else add it to the backlog; never waits.
 
         Pair with ``await drain()``.  Errors from sending the backlog (say
@@ -413,7 +426,7 @@ class Writer(_Endpoint):
         self._bind()
         self._enqueue([(data, size)], None)
 
-    def write_many(self, messages: Iterable[Any]) -> None:
+    def write_many(self, messages: Iterable[Buffer]) -> None:
         """``write`` for several messages (packed into few atomic writes)."""
         self._check()
         items = [(m, _nbytes(m)) for m in messages]
@@ -651,7 +664,7 @@ async def open_writer(
         delay = min(delay * 2, 0.05)
 
 
-class Queue:
+class Queue(Generic[Item]):
     """asyncio access to a ``fastfifo.Queue`` (objects, pickled by the queue's ``dumps``).
 
     ``Queue(queue)`` wraps a ``fastfifo.Queue`` (which can also be used, or passed to
@@ -660,10 +673,12 @@ class Queue:
     1-20 ms backoff (no kernel event says a consumer took a message).
     """
 
-    def __init__(self, queue: Any = None, **options: Any) -> None:
+    def __init__(
+        self, queue: _queue.Queue[Item] | str | os.PathLike[str] | None = None, **options: Any
+    ) -> None:
         from .queue import Queue as SyncQueue
 
-        if queue is None or _is_path(queue):
+        if queue is None or isinstance(queue, (str, bytes, os.PathLike)):
             queue = SyncQueue(queue, **options)
         elif options:
             raise TypeError("options are for making a Queue; pass an open Queue alone")
@@ -672,9 +687,10 @@ class Queue:
         self._writer: Writer | None = None
 
     @property
-    def queue(self) -> Any:
+    def queue(self) -> _queue.Queue[Item]:
         """The underlying ``fastfifo.Queue``."""
-        return self._queue
+        sync: _queue.Queue[Item] = self._queue
+        return sync
 
     def _r(self) -> Reader:
         if self._reader is None:
@@ -704,13 +720,13 @@ class Queue:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.02)
 
-    async def put(self, obj: Any) -> None:
+    async def put(self, obj: Item) -> None:
         """Serialise ``obj`` (errors raised here) and send it, waiting while full."""
         data = self._dumps(obj)
         await self._room()
         await self._w().put(data)
 
-    def put_nowait(self, obj: Any) -> None:
+    def put_nowait(self, obj: Item) -> None:
         """Send now or raise ``fastfifo.Full``."""
         data = self._dumps(obj)
         q = self._queue
@@ -718,26 +734,30 @@ class Queue:
             raise Full(f"Queue {q.path!r} holds maxsize={q.maxsize} messages", 0)
         self._w().put_nowait(data)
 
-    async def put_many(self, objs: Iterable[Any]) -> None:
+    async def put_many(self, objs: Iterable[Item]) -> None:
         data = [self._dumps(o) for o in objs]
         await self._room()
         await self._w().put_many(data)
 
-    async def get(self) -> Any:
+    async def get(self) -> Item:
         """Wait for the next object and return it."""
         q = self._queue
         if q._stash or q._stash_error is not None:
-            return q._from_stash(1)[0]
-        return self._loads(await self._r().get())
+            stashed: Item = q._from_stash(1)[0]
+            return stashed
+        obj: Item = self._loads(await self._r().get())
+        return obj
 
-    def get_nowait(self) -> Any:
+    def get_nowait(self) -> Item:
         """The next object if one is waiting, else ``fastfifo.Empty``."""
         q = self._queue
         if q._stash or q._stash_error is not None:
-            return q._from_stash(1)[0]
-        return self._loads(self._r().get_nowait())
+            stashed: Item = q._from_stash(1)[0]
+            return stashed
+        obj: Item = self._loads(self._r().get_nowait())
+        return obj
 
-    async def get_many(self, max_messages: int = 1000) -> list[Any]:
+    async def get_many(self, max_messages: int = 1000) -> list[Item]:
         """Wait until an object is available; return 1 to ``max_messages`` of them."""
         q = self._queue
         if q._stash or q._stash_error is not None:
@@ -753,10 +773,10 @@ class Queue:
     def full(self) -> bool:
         return bool(self._queue.full())
 
-    def __aiter__(self) -> Queue:
+    def __aiter__(self) -> Queue[Item]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> Item:
         try:
             return await self.get()
         except ClosedError:

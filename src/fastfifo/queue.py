@@ -44,13 +44,22 @@ from multiprocessing import context as _mp_context
 from multiprocessing import reduction as _mp_reduction
 from multiprocessing import util as _mp_util
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple
 
 from . import _core_py
 from ._backend import core as _default_core
 from ._endpoints import DEFAULT_MAX_MESSAGE_SIZE, classes_for
 from ._errors import ClosedError, Full
 from ._open import DEFAULT_PIPE_SIZE, mkfifo, open_fifo, pipe_capacity, set_pipe_size
+
+if TYPE_CHECKING:  # T defaults to Any (PEP 696): an unannotated Queue() is a Queue[Any]
+    from typing_extensions import TypeVar
+
+    T = TypeVar("T", default=Any)
+else:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 __all__ = ["Queue"]
 
@@ -122,7 +131,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Queue:
+class Queue(Generic[T]):
     """A process-safe FIFO queue of Python objects, like ``multiprocessing.Queue``.
 
     Parameters
@@ -328,7 +337,7 @@ class Queue:
 
     # ------------------------------------------------------------ put
 
-    def put(self, obj: Any, block: bool = True, timeout: float | None = None) -> None:
+    def put(self, obj: T, block: bool = True, timeout: float | None = None) -> None:
         """Put ``obj`` into the queue.
 
         ``block=True, timeout=None`` waits as long as the queue is full; a timeout
@@ -342,7 +351,7 @@ class Queue:
         if self._closed:
             self._check_open()
         dumps = self._dumps
-        data = obj if dumps is None else dumps(obj)
+        data: Any = obj if dumps is None else dumps(obj)  # raw=True: obj is bytes-like
         w = self._writer or self._open_writer()
         t = timeout if block else 0.0
         if self._maxsize:
@@ -355,12 +364,12 @@ class Queue:
                 self._check_room_for_large(n)
         w.put(data, t)
 
-    def put_nowait(self, obj: Any) -> None:
+    def put_nowait(self, obj: T) -> None:
         """``put(obj, block=False)``."""
         self.put(obj, False)
 
     def put_many(
-        self, objs: Iterable[Any], block: bool = True, timeout: float | None = None
+        self, objs: Iterable[T], block: bool = True, timeout: float | None = None
     ) -> None:
         """Put several objects, packed into as few atomic writes as possible.
 
@@ -392,13 +401,13 @@ class Queue:
                 ) from None
             sent += room
 
-    def put_many_nowait(self, objs: Iterable[Any]) -> None:
+    def put_many_nowait(self, objs: Iterable[T]) -> None:
         """``put_many(objs, block=False)``."""
         self.put_many(objs, False)
 
     # ------------------------------------------------------------ get
 
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+    def get(self, block: bool = True, timeout: float | None = None) -> T:
         """Remove and return an object from the queue.
 
         ``block=True, timeout=None`` waits for ever; a timeout waits at most that
@@ -413,15 +422,16 @@ class Queue:
         r = self._reader or self._open_reader()
         data = r.get(timeout if block else 0.0)
         loads = self._loads
-        return data if loads is None else loads(data)
+        obj: T = data if loads is None else loads(data)  # raw=True: T is bytes
+        return obj
 
-    def get_nowait(self) -> Any:
+    def get_nowait(self) -> T:
         """``get(block=False)``."""
         return self.get(False)
 
     def get_many(
         self, block: bool = True, timeout: float | None = None, max_messages: int = 1000
-    ) -> list[Any]:
+    ) -> list[T]:
         """Remove and return 1 to ``max_messages`` objects (waits only while there are none).
 
         Each call claims at most ``max_messages`` from the pipe, so several
@@ -438,11 +448,11 @@ class Queue:
         r = self._reader or self._open_reader()
         return self._decode_many(r.get_many(max_messages, timeout if block else 0.0))
 
-    def get_many_nowait(self, max_messages: int = 1000) -> list[Any]:
+    def get_many_nowait(self, max_messages: int = 1000) -> list[T]:
         """``get_many(block=False, max_messages=max_messages)``."""
         return self.get_many(False, max_messages=max_messages)
 
-    def _from_stash(self, n: int) -> list[Any]:
+    def _from_stash(self, n: int) -> list[T]:
         """Serve what a failed ``loads`` left behind: first its error, then the messages."""
         err = self._stash_error
         if err is not None:
@@ -451,11 +461,12 @@ class Queue:
         msgs, self._stash = self._stash[:n], self._stash[n:]
         return self._decode_many(msgs)
 
-    def _decode_many(self, msgs: list[bytes]) -> list[Any]:
+    def _decode_many(self, msgs: list[bytes]) -> list[T]:
         """Deserialise a batch; if one fails, keep the rest (in order) for the next call."""
         loads = self._loads
         if loads is None:
-            return msgs
+            raw: list[Any] = msgs  # raw=True: T is bytes
+            return raw
         out: list[Any] = []
         append = out.append
         for i, m in enumerate(msgs):
@@ -554,7 +565,7 @@ class Queue:
     def cancel_join_thread(self) -> None:
         """Nothing to cancel (there is no feeder thread); kept for compatibility."""
 
-    def __enter__(self) -> Queue:
+    def __enter__(self) -> Queue[T]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -687,9 +698,9 @@ class Queue:
             )
 
 
-def _rebuild(options: _Options, anchor: Any) -> Queue:
+def _rebuild(options: _Options, anchor: Any) -> Queue[Any]:
     """Unpickle a Queue in another process: same path and options, its own endpoints."""
-    q = Queue.__new__(Queue)
+    q: Queue[Any] = Queue.__new__(Queue)
     fd = -1
     if anchor is not None:
         fd = anchor.detach()

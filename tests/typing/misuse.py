@@ -9,6 +9,7 @@ executed.
 from __future__ import annotations
 
 import fastfifo
+import fastfifo.aio
 
 
 def mistakes(path: str) -> None:
@@ -36,3 +37,19 @@ def mistakes(path: str) -> None:
 def not_a_context_for_the_wrong_type() -> None:
     with fastfifo.Reader("q") as reader:
         reader.flush()  # type: ignore[attr-defined]
+
+
+def queue_and_aio_mistakes(path: str) -> None:
+    jobs: fastfifo.Queue[int] = fastfifo.Queue()
+    jobs.put("not an int")  # type: ignore[arg-type]
+    jobs.put_many([1, "two"])  # type: ignore[list-item]
+    name: str = jobs.get()  # type: ignore[assignment]
+    fastfifo.aio.Writer(42)  # type: ignore[arg-type]
+    fastfifo.aio.Reader(fastfifo.Writer(path))  # type: ignore[arg-type]
+    del name
+
+
+async def aio_mistakes(writer: fastfifo.aio.Writer, q: fastfifo.aio.Queue[int]) -> None:
+    await writer.put("text")  # type: ignore[arg-type]
+    writer.write_many(["text"])  # type: ignore[list-item]
+    await q.put(b"bytes")  # type: ignore[arg-type]

@@ -13,31 +13,46 @@ from typing_extensions import assert_type
 import fastfifo
 import fastfifo.aio
 
+Job = tuple[str, int]
 
-def with_a_queue() -> list[Any]:
+
+def with_a_queue() -> list[Job]:
+    q: fastfifo.Queue[Job]
     with fastfifo.Queue(maxsize=100) as q:
-        assert_type(q, fastfifo.Queue)
-        q.put({"job": 1})
-        q.put_nowait(("tuple", 2))
-        q.put_many([1, 2, 3], timeout=1.0)
+        assert_type(q, fastfifo.Queue[Job])
+        q.put(("resize", 1))
+        q.put_nowait(("crop", 2))
+        q.put_many([("a", 1), ("b", 2)], timeout=1.0)
         assert_type(q.qsize(), int)
         assert_type(q.empty(), bool)
         assert_type(q.maxsize, int)
         assert_type(q.path, str)
         first = q.get(timeout=1.0)
-        assert_type(first, Any)  # as multiprocessing.Queue: objects of any type
-        return [first, *q.get_many(timeout=0.0, max_messages=10)]
+        assert_type(first, Job)
+        rest = q.get_many(timeout=0.0, max_messages=10)
+        assert_type(rest, list[Job])
+        return [first, *rest]
 
 
-def raw_queue(path: str) -> fastfifo.Queue:
+def an_unannotated_queue_holds_anything() -> None:
+    q = fastfifo.Queue()  # as multiprocessing.Queue(): items of any type
+    assert_type(q, fastfifo.Queue[Any])
+    q.put({"job": 1})
+    assert_type(q.get(), Any)
+
+
+def raw_queue(path: str) -> fastfifo.Queue[bytes]:
     return fastfifo.Queue(path, raw=True, max_message_size=1 << 20)
 
 
 async def service(path: str) -> int:
     writer = await fastfifo.aio.open_writer(path, open_timeout=1.0)
     assert_type(writer, fastfifo.aio.Writer)
+    assert_type(writer.writer, fastfifo.Writer)
     async with fastfifo.aio.Reader(path, shared=True) as reader:
+        assert_type(reader.reader, fastfifo.Reader)
         await writer.put(b"ping")
+        await writer.put_many([b"a", bytearray(b"b"), memoryview(b"c")])
         writer.write(b"pong")
         await writer.drain()
         message = await asyncio.wait_for(reader.get(), timeout=1.0)
@@ -50,8 +65,21 @@ async def service(path: str) -> int:
     return len(message)
 
 
+async def wrap_endpoints(path: str) -> None:
+    """The aio classes also wrap endpoints opened with the blocking API."""
+    reader = fastfifo.aio.Reader(fastfifo.Reader(path))
+    writer = fastfifo.aio.Writer(fastfifo.Writer(path, open_timeout=0))
+    await writer.put(await reader.get())
+
+
 async def aio_queue() -> None:
-    q = fastfifo.aio.Queue(maxsize=10)
+    q: fastfifo.aio.Queue[dict[str, int]] = fastfifo.aio.Queue(maxsize=10)
     await q.put({"a": 1})
-    assert_type(await q.get(), Any)
-    assert_type(q.queue, Any)
+    assert_type(await q.get(), dict[str, int])
+    assert_type(q.get_nowait(), dict[str, int])
+    assert_type(await q.get_many(5), list[dict[str, int]])
+    assert_type(q.queue, fastfifo.Queue[dict[str, int]])
+    async for item in q:
+        assert_type(item, dict[str, int])
+    shared = fastfifo.aio.Queue(fastfifo.Queue[int]())
+    assert_type(shared, fastfifo.aio.Queue[int])
