@@ -18,7 +18,8 @@ the compiled core runs the same inputs and must report the same events.  (Instru
 the C extension itself needs clang's -fsanitize=fuzzer-no-link; gcc has no equivalent.)
 
 Environment:
-    FUZZ_LANES=cython,python,...   lanes to run (default: tests/test_fuzz.DEFAULT_LANES)
+    FUZZ_LANES=cython,python,...   lanes to run (default: tests/test_fuzz.DEFAULT_LANES
+                                   and EXACT_LANES)
     FUZZ_KNOWN_BUGS=1              also the lanes with known, unfixed bugs (KNOWN_BUG_LANES)
     FUZZ_HANG_SECONDS=5            a call with timeout=0 slower than this is a hang
 A failing input is written by libFuzzer as crash-<sha1> (see -artifact_prefix); replay
@@ -43,7 +44,9 @@ with atheris.instrument_imports(include=["fastfifo", "test_fuzz"]):
 
 KNOWN = os.environ.get("FUZZ_KNOWN_BUGS", "") not in ("", "0")
 LANES = [x for x in os.environ.get("FUZZ_LANES", "").split(",") if x] or (
-    test_fuzz.DEFAULT_LANES + (test_fuzz.KNOWN_BUG_LANES if KNOWN else [])
+    test_fuzz.DEFAULT_LANES
+    + test_fuzz.EXACT_LANES
+    + (test_fuzz.KNOWN_BUG_LANES if KNOWN else [])
 )
 test_fuzz._set_hang_seconds(float(os.environ.get("FUZZ_HANG_SECONDS", "5")))
 

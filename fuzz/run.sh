@@ -43,10 +43,11 @@ if "$PYTHON" -c 'import atheris' 2>/dev/null; then
 fi
 
 echo "==> atheris unavailable: hypothesis for $seconds s"
-lanes_arg=()
+lanes_expr="t.DEFAULT_LANES + t.EXACT_LANES"
 if [ "$known" = 1 ]; then
-    lanes_arg=(--lanes "$("$PYTHON" -c 'import sys; sys.path.insert(0, "tests"); import test_fuzz as t; print(",".join(t.DEFAULT_LANES + t.KNOWN_BUG_LANES))')")
+    lanes_expr="$lanes_expr + t.KNOWN_BUG_LANES"
 fi
+lanes_arg=(--lanes "$("$PYTHON" -c "import sys; sys.path.insert(0, 'tests'); import test_fuzz as t; print(','.join($lanes_expr))")")
 "$PYTHON" tests/test_fuzz.py --hypothesis --seconds "$seconds" \
     --last-input fuzz/artifacts/last-input "${lanes_arg[@]}" 2>&1 | tee "$log" | tail -30
 exit "${PIPESTATUS[0]}"

@@ -5,8 +5,9 @@ tests hold it to that.  (tests/test_hostile.py covers hostile *bytes* for one re
 are shared readers, stalled and stopped writers, swapped paths, foreign owners, running
 out of file descriptors and the 8 KiB pipes of a user over the pipe quota.)
 
-Bugs found while writing these are strict xfail tests at the end, each with its
-reproduction; the fuzzing ones are also described in tests/test_fuzz.py (KNOWN_BUGS).
+Bugs found while writing these are tests at the end, each with its reproduction: strict
+xfail while open, regression tests once fixed (the fuzzing ones are also in
+tests/test_fuzz.py: KNOWN_BUGS while open, REGRESSIONS).
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def test_garbage_between_frames_with_two_shared_readers(ff, fifo, seed):
         assert [index[m] for m in part] == sorted(index[m] for m in part)  # stream order
     assert all(isinstance(e, fastfifo.CorruptStreamError) for e in errors)
     assert r1.skipped_bytes + r2.skipped_bytes == junk
-    assert errors  # reported (every run at least once: see the xfail test below)
+    assert errors  # reported (every run: test_every_junk_run_is_reported_with_shared_readers)
     r1.close()
     r2.close()
 
@@ -647,17 +648,13 @@ def test_a_refused_pipe_size_falls_back_quietly(ff, fifo, monkeypatch):
         os.close(hold)
 
 
-# ------------------------------------------------------------------ known bugs (strict xfail)
+# ------------------------------------------------------------------ bugs found by this work
+# Fixed ones are regression tests; open ones are strict xfail tests.
 
 
 @linux_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a shared reader can never claim a frame larger "
-    "than its peek window (256 KiB) although max_message_size allows it: every "
-    "shared reader waits on it for ever and nothing behind it is delivered",
-)
 def test_shared_reader_and_a_whole_frame_larger_than_the_peek_window(ff, fifo):
+    """Once a bug: no shared reader could claim it, and every one waited for ever."""
     with ff.Reader(fifo, shared=True) as r:
         fd = os.open(fifo, os.O_WRONLY)
         t, _ = in_thread(os.write, fd, frame(b"B" * 300_000) + frame(b"after"))
@@ -674,12 +671,8 @@ def test_shared_reader_and_a_whole_frame_larger_than_the_peek_window(ff, fifo):
 
 
 @linux_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: as above for a line longer than the peek window "
-    "(a shell writer's long line): shared lines readers wedge for ever",
-)
 def test_shared_lines_reader_and_a_line_longer_than_the_peek_window(ff, fifo):
+    """Once a bug, as above for a shell writer's long line."""
     with ff.Reader(fifo, framing="lines", shared=True) as r:
         fd = os.open(fifo, os.O_WRONLY)
         os.write(fd, b"L" * 300_000 + b"\nnext\n")
@@ -697,15 +690,11 @@ def test_shared_lines_reader_and_a_line_longer_than_the_peek_window(ff, fifo):
 @pytest.mark.parametrize(
     "framing,partial", [("frames", frame(b"hello")[:4]), ("lines", b"no newline yet")]
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: exact-read claims (shared readers without tee, "
-    "i.e. macOS) wait for the rest of a frame or line with no deadline: "
-    "get(timeout=0.2) hangs for ever, holding the readers' lock",
-)
 def test_exact_claims_honour_the_timeout_on_a_partial_frame(
     ff, fifo, monkeypatch, framing, partial
 ):
+    """Once a bug: exact-read claims (shared readers without tee, i.e. macOS) waited for
+    the rest with no deadline, holding the readers' lock."""
     monkeypatch.setattr(_endpoints, "FORCE_EXACT_CLAIMS", True)
     r = ff.Reader(fifo, framing=framing, shared=True)
     fd = raw_writer(fifo)
@@ -770,13 +759,9 @@ def test_shared_stop_at_eof_reader_mid_message_when_the_last_writer_leaves(ff, f
 
 
 @linux_only
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with shared readers a run of junk can be skipped "
-    "without CorruptStreamError: a reader still resynchronising from an earlier "
-    "run skips the next run silently (only skipped_bytes counts it)",
-)
 def test_every_junk_run_is_reported_with_shared_readers(ff, fifo):
+    """Once a bug: a reader still resynchronising from an earlier run (whose end another
+    reader took) skipped the next run silently; only skipped_bytes counted it."""
     r1, r2 = ff.Reader(fifo, shared=True), ff.Reader(fifo, shared=True)
     fd = raw_writer(fifo)
     os.write(fd, b"junk-A!!!!")
@@ -792,6 +777,132 @@ def test_every_junk_run_is_reported_with_shared_readers(ff, fifo):
         os.close(fd)
         r1.close()
         r2.close()
+
+
+@pytest.mark.parametrize(
+    "framing,msg", [("frames", b"hello"), ("lines", b"no newline yet")], ids=["frames", "lines"]
+)
+def test_exact_claims_keep_a_partial_frame_and_its_rest_from_other_readers(
+    ff, fifo, monkeypatch, framing, msg
+):
+    """The reader that read part of a frame keeps those bytes and the readers' lock across
+    its timed-out calls, so no other reader takes the rest as if a frame started there."""
+    monkeypatch.setattr(_endpoints, "FORCE_EXACT_CLAIMS", True)
+    r1 = ff.Reader(fifo, framing=framing, shared=True)
+    r2 = ff.Reader(fifo, framing=framing, shared=True)
+    wire = frame(msg) if framing == "frames" else msg + b"\n"
+    nxt = frame(b"next") if framing == "frames" else b"next\n"
+    fd = raw_writer(fifo)
+    os.write(fd, wire[:4])
+    try:
+        for r in (r1, r2, r1):
+            out, wall, cpu = timed_get(r, 0.2)
+            assert out is fastfifo.Empty
+            assert 0.19 <= wall < 1.5 and cpu < 0.15, (wall, cpu)
+        os.write(fd, wire[4:] + nxt)
+        per, errors = drain([r2, r1], timeout=0.2)
+        assert errors == []
+        assert per[1][:1] == [msg]  # r1 finished what it began; r2 never saw its rest
+        assert sorted(per[0] + per[1]) == sorted([msg, b"next"])
+    finally:
+        os.close(fd)
+        r1.close()
+        r2.close()
+
+
+@pytest.mark.parametrize(
+    "exact", [pytest.param(False, marks=linux_only), True], ids=["tee", "exact"]
+)
+def test_shared_readers_never_deliver_frames_inside_a_discarded_payload(
+    ff, fifo, monkeypatch, exact
+):
+    """Once a bug: the reader that refused an oversized frame (MessageTooLargeError) let go
+    of the lock with its payload still in the pipe; another reader then read the payload
+    as a stream and delivered the frames inside it as good messages."""
+    monkeypatch.setattr(_endpoints, "FORCE_EXACT_CLAIMS", exact)
+    r1 = ff.Reader(fifo, shared=True, max_message_size=100)
+    r2 = ff.Reader(fifo, shared=True, max_message_size=100)
+    payload = b"".join(frame(b"inner-%d" % i) for i in range(60))
+    big = encode_header(0, len(payload)) + payload
+    fd = raw_writer(fifo)
+    try:
+        os.write(fd, big[:60])
+        with pytest.raises(fastfifo.MessageTooLargeError):
+            r1.get(timeout=1)
+        os.write(fd, big[60:] + frame(b"after"))
+        per, errors = drain([r2, r1], timeout=0.1)
+        assert per[0] + per[1] == [b"after"]
+        assert errors == []
+        assert r1.dropped_messages == 1 and r1.skipped_bytes == r2.skipped_bytes == 0
+    finally:
+        os.close(fd)
+        r1.close()
+        r2.close()
+
+
+@linux_only
+@pytest.mark.parametrize("framing", ["frames", "lines"])
+def test_shared_reader_and_a_frame_larger_than_a_small_pipe(ff, fifo, framing):
+    """A foreign frame (or line) within the peek window but larger than the pipe can never
+    be seen whole in it: the reader takes it as it comes instead of waiting for ever."""
+    hold = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # keeps the pipe (and its size) alive
+    try:
+        assert fcntl.fcntl(hold, F_SETPIPE_SZ, 8192) == 8192
+        with ff.Reader(fifo, framing=framing, shared=True, pipe_size=None) as r:
+            big = b"B" * 50_000
+            data = frame(big) + frame(b"after") if framing == "frames" else big + b"\nafter\n"
+            fd = os.open(fifo, os.O_WRONLY)
+            t, out = in_thread(os.write, fd, data)  # blocks until the reader takes it
+            got = []
+            deadline = time.monotonic() + 10
+            while len(got) < 2 and time.monotonic() < deadline:
+                try:
+                    got += r.get_many(timeout=0.1)
+                except fastfifo.Empty:
+                    pass
+            t.join(5)
+            os.close(fd)
+            assert out == [len(data)]
+            assert got == [big, b"after"]
+    finally:
+        os.close(hold)
+
+
+def _partial_frame_then_killed(backend, path, ready):
+    r = endpoints(backend).Reader(path, shared=True)
+    try:
+        r.get(timeout=0.5)  # takes the beginning of the large frame, then times out
+    except fastfifo.Empty:
+        ready.set()
+    time.sleep(60)  # holds the readers' lock, and the partial frame, until killed
+
+
+@linux_only
+def test_a_reader_killed_part_way_through_a_large_frame_loses_only_that_frame(ff, fifo):
+    """A frame too large to peek whole is taken as it arrives.  Its reader, SIGKILLed
+    part-way, loses that frame; its rest reaches the other readers as bad bytes (reported),
+    and every message after it is delivered."""
+    ready = CTX.Event()
+    survivor = ff.Reader(fifo, shared=True)
+    fd = raw_writer(fifo)
+    big = frame(b"B" * 400_000)
+    os.write(fd, big[:300_000])
+    child = CTX.Process(target=_partial_frame_then_killed, args=(ff.name, fifo, ready))
+    child.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(fastfifo.Empty):  # the child holds the lock
+            survivor.get(timeout=0.1)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(30)
+    os.write(fd, big[300_000:] + frame(b"after-1") + frame(b"after-2"))
+    per, errors = drain([survivor], timeout=0.2)
+    os.close(fd)
+    survivor.close()
+    assert per[0] == [b"after-1", b"after-2"]
+    assert errors and all(isinstance(e, fastfifo.CorruptStreamError) for e in errors)
+    assert survivor.skipped_bytes == len(big) - 300_000  # the lost frame's rest, nothing else
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

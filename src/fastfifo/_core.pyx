@@ -55,6 +55,9 @@ cdef enum:
     BAD_HEADER = -1
     TOO_LARGE = -2
     NEWLINE = 10
+    # PIPE_BUF on Linux (the only system with tee()): no writer can put a longer frame
+    # or line in the pipe atomically, so a shared reader never waits to peek one whole.
+    ATOMIC_MAX = 4096
 
 
 # ---------------------------------------------------------------- wire format
@@ -101,6 +104,17 @@ cdef inline bint header_valid(const uint8_t *p) noexcept nogil:
         return False
     cdef uint32_t c = header_check(p[1], header_length(p))
     return p[2] == (c & 0xFF) and p[3] == (c >> 8)
+
+
+cdef inline bint header_usable(const uint8_t *p) noexcept nogil:
+    """A valid header the parser does not refuse as bad (a fragment is one atomic write)."""
+    cdef uint32_t length
+    if not header_valid(p):
+        return False
+    length = header_length(p)
+    if (p[1] & KIND_MASK) == KIND_WHOLE:
+        return True
+    return length <= 65536 and ((p[1] & KIND_MASK) != KIND_FIRST or length >= 8)
 
 
 def encode_header(uint32_t flags, uint32_t length):
@@ -840,6 +854,7 @@ cdef class ReaderCore(_Endpoint):
     cdef list late_warnings   # drops found mid-call, reported at the next safe point
     # shared readers
     cdef bint shared, use_tee, locked, in_msg
+    cdef Py_ssize_t owe       # bytes at the pipe's head that finish a unit this reader began
     cdef int rlock_fd, wlock_fd, peek_r, peek_w, null_fd
     cdef bint wlock_ofd
     cdef Py_ssize_t window, claim_max
@@ -1252,15 +1267,18 @@ cdef class ReaderCore(_Endpoint):
                     if not self._lock_wait(self.rlock_fd, False, deadline):
                         return 0
                 self.locked = True
+                # A fresh claim starts where the last claimer stopped, maybe another
+                # reader: bad bytes there are a run of their own, reported on their own.
+                self.resync = False
             first = False
             try:
                 r = self._claim_tee() if self.use_tee else self._claim_exact()
             except BaseException:
-                if not self.in_msg:
+                if not self._holding():
                     self._release()
                 raise
             if r == 1:
-                if not self.in_msg:
+                if not self._holding():
                     self._release()
                 return 1
             if r == -1:
@@ -1268,8 +1286,16 @@ cdef class ReaderCore(_Endpoint):
                     if self.framing == FRAMES:
                         self._drop_partial("every writer left before it ended")
                     self.in_msg = False
+                self.owe = 0
                 self._release()
                 return -1
+            if self.owe:
+                # Part-way through a frame (or line) this reader began taking: the rest
+                # is its own, so it keeps the lock and the bytes it has, and waits (up
+                # to the deadline: the next call goes on from here).
+                if self._wait(px.POLLIN, deadline) == 0:
+                    return 0
+                continue
             if self.in_msg:
                 # Mid-way through a large message: keep the lock (the next fragments
                 # are ours), wait for them, and notice if their writer died.
@@ -1300,6 +1326,10 @@ cdef class ReaderCore(_Endpoint):
             elif deadline >= 0 and monotonic() >= deadline:
                 return 0
 
+    cdef inline bint _holding(self) noexcept:
+        """Whether the pipe's head continues what this reader has begun taking."""
+        return self.in_msg or self.owe != 0
+
     cdef void _release(self) noexcept:
         if self.locked:
             self._unlock(self.rlock_fd, False)
@@ -1323,9 +1353,11 @@ cdef class ReaderCore(_Endpoint):
 
     cdef int _claim_tee(self) except -9:
         """Under the lock: 1 claimed, 0 pipe empty, -1 end of stream, -2 head incomplete."""
-        cdef Py_ssize_t n, got, k, r
+        cdef Py_ssize_t n, got, k, r, owe = 0
         cdef int err
-        cdef bint in_msg
+        cdef bint in_msg, wider
+        if self.owe:
+            return self._claim_owed()
         # Peek only about what this claim can take: every copy out of the peek pipe
         # is paid per claim.  One atomic write (<= PIPE_BUF) always holds a whole
         # frame, so 4 KiB per message wanted is enough to start; widen if it is not.
@@ -1358,8 +1390,10 @@ cdef class ReaderCore(_Endpoint):
                     raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)",
                                   self.path)
                 got += r
-            k = self._claim_size(<const uint8_t *>self.buf + self.end, n, &in_msg)
-            if k == 0 and n == win and win < self.window:
+            wider = False
+            k = self._claim_size(<const uint8_t *>self.buf + self.end, n, &in_msg, &owe,
+                                 &wider)
+            if (k == 0 or wider) and n == win and win < self.window:
                 win = min(self.window, win * 4)
                 continue
             if k == 0 and self.stop_at_eof and self._wait(px.POLLIN, 0.0) & px.POLLHUP:
@@ -1380,10 +1414,42 @@ cdef class ReaderCore(_Endpoint):
             got += r
         self.end += k
         self.in_msg = in_msg
+        self.owe = owe
         return 1
 
-    cdef Py_ssize_t _claim_size(self, const uint8_t *p, Py_ssize_t n, bint *in_msg) noexcept:
-        """How many leading bytes of the peeked ``p[:n]`` are whole messages to take."""
+    cdef int _claim_owed(self) except -9:
+        """Under the lock, part-way through a frame: read (some of) the rest it is owed.
+
+        A frame too large to peek whole (or the payload of one too large to keep) is
+        taken as it arrives, by plain reads of exactly its remaining bytes.
+        """
+        cdef Py_ssize_t n = min(self.owe, self.window), r
+        cdef int err
+        self._make_room(n)
+        while True:
+            with nogil:
+                r = read(self.fd, self.buf + self.end, n)
+                err = errno
+            if r > 0:
+                self.end += r
+                self.owe -= r
+                return 1
+            if r == 0:
+                return -1 if self._wait(px.POLLIN, 0.0) & px.POLLHUP else 0
+            if err == EINTR:
+                PyErr_CheckSignals()
+            elif err == EAGAIN:
+                return 0
+            else:
+                raise OSError(err, os.strerror(err), self.path)
+
+    cdef Py_ssize_t _claim_size(self, const uint8_t *p, Py_ssize_t n, bint *in_msg,
+                                Py_ssize_t *owe, bint *wider) noexcept:
+        """How many leading bytes of the peeked ``p[:n]`` are whole messages to take.
+
+        ``owe`` is set to what a frame begun in them still lacks (it is taken at once:
+        too large to wait for it whole); ``wider`` when a wider peek may take more.
+        """
         cdef Py_ssize_t i = 0, count = 0, j
         cdef uint32_t length
         cdef int kind
@@ -1392,8 +1458,10 @@ cdef class ReaderCore(_Endpoint):
             while i < n and (count < self.claim_max or in_msg[0]):
                 nl = <const char *>memchr(p + i, NEWLINE, n - i)
                 if nl == NULL:
-                    if i == 0 and (in_msg[0] or n > self.maxmsg):
-                        in_msg[0] = True  # an overlong line: all of it goes to us
+                    if i == 0 and (in_msg[0] or n > self.maxmsg or n > ATOMIC_MAX):
+                        # A line no writer can have written atomically (or an overlong
+                        # one): all of it goes to us, and its rest as it comes.
+                        in_msg[0] = True
                         return n
                     break
                 i = <const uint8_t *>nl - p + 1
@@ -1401,21 +1469,34 @@ cdef class ReaderCore(_Endpoint):
                 in_msg[0] = False
             return i
         while n - i >= HEADER:
-            if not header_valid(p + i):
+            if not header_usable(p + i):
                 if i:
                     break
                 j = 1  # garbage at the head: take it up to the next possible header
                 while j < n and not (p[j] == MAGIC and (n - j < HEADER or header_valid(p + j))):
                     j += 1
+                wider[0] = j == n
                 return j
             length = header_length(p + i)
             kind = p[i + 1] & KIND_MASK
+            if i + HEADER + <Py_ssize_t>length > n:
+                if i == 0 and (HEADER + <Py_ssize_t>length > ATOMIC_MAX or
+                               (kind == KIND_WHOLE and length > <size_t>self.maxmsg)):
+                    # A frame no writer can have written atomically, maybe larger than
+                    # the pipe or the peek window, or one too large to keep (its payload
+                    # is discarded as it arrives): take what there is, and keep the lock
+                    # until the rest came, so nobody else reads its payload as frames.
+                    owe[0] = HEADER + <Py_ssize_t>length - n
+                    if kind == KIND_FIRST:
+                        in_msg[0] = True
+                    elif kind == KIND_LAST:
+                        in_msg[0] = False
+                    return n
+                break
             if kind == KIND_WHOLE and length > <size_t>self.maxmsg:
                 if i:
                     break
-                return min(n, HEADER + <Py_ssize_t>length)  # the rest arrives as garbage
-            if i + HEADER + <Py_ssize_t>length > n:
-                break
+                return HEADER + length  # a claim of its own
             i += HEADER + length
             if kind == KIND_FIRST:
                 in_msg[0] = True
@@ -1427,67 +1508,113 @@ cdef class ReaderCore(_Endpoint):
                 break
         return i
 
-    cdef int _claim_exact(self) except -2:
-        """No tee(): take one message by exact reads (frames: header, then payload)."""
-        cdef Py_ssize_t want, r
-        cdef const uint8_t *h
-        cdef bint in_msg = self.in_msg
-        self._make_room(max(self.window, HEADER + 65536))
-        if self.framing == LINES:
-            r = self._read_exact(1, True)
-            if r <= 0:
-                return r
-            while self.buf[self.end - 1] != NEWLINE and self.end - self.start <= self.maxmsg:
-                if self.cap - self.end < 1:
-                    self._make_room(65536)
-                r = self._read_exact(1, False)
-                if r <= 0:
-                    return r if r < 0 else 1
-            return 1
-        r = self._read_exact(HEADER, True)
-        if r <= 0:
-            return r
-        h = <const uint8_t *>self.buf + self.end - HEADER
-        if not header_valid(h):
-            return 1  # the parser reports it; the next claims take the rest of the garbage
-        want = header_length(h)
-        if (h[1] & KIND_MASK) == KIND_WHOLE and want > self.maxmsg:
-            want = 0  # the parser discards the payload as it arrives, claim by claim
-        if (h[1] & KIND_MASK) == KIND_FIRST:
-            in_msg = True
-        elif (h[1] & KIND_MASK) == KIND_LAST:
-            in_msg = False
-        self._make_room(want)
-        if want:
-            r = self._read_exact(want, False)
-            if r < 0:
-                return r
-        self.in_msg = in_msg
-        return 1
+    cdef int _claim_exact(self) except -9:
+        """No tee(): read exactly up to the end of one message, so none of the next.
 
-    cdef Py_ssize_t _read_exact(self, Py_ssize_t n, bint first) except -2:
-        """Read exactly n bytes to buf[end:]; 0 if the pipe is empty before the first byte."""
-        cdef Py_ssize_t got = 0, r
-        cdef int err
-        while got < n:
+        Frames: the header, then the payload; bad bytes up to the next possible header
+        or the end of what the pipe holds; lines: byte by byte to the newline.  Each
+        read takes at most what the message still lacks.  When the pipe runs dry
+        part-way, the bytes read stay in the buffer and ``owe`` says how many more are
+        this reader's: it keeps the readers' lock (across calls) until they came.
+        1 claimed, 0 nothing to claim now, -1 end of stream.
+        """
+        cdef Py_ssize_t at = 0, got = 0, want, n, r
+        cdef bint owed = False, junk = False
+        cdef int frag = -1, err
+        while True:
+            want = self._exact_want(&at, &junk, &owed, &frag)
+            if want == 0:
+                if got:
+                    break
+                want = HEADER if self.framing == FRAMES else 1  # the next message begins
+                owed = False
+            elif got >= self.window or (self.framing == LINES and
+                                        self.end - self.start > self.maxmsg):
+                break  # enough for one call: the parser takes (or refuses) it from here
+            n = min(want, self.window)
+            self._make_room(n)
             with nogil:
-                r = read(self.fd, self.buf + self.end, n - got)
+                r = read(self.fd, self.buf + self.end, n)
                 err = errno
             if r > 0:
-                got += r
                 self.end += r
+                got += r
                 continue
             if r == 0:
-                return -1 if got == 0 else 1
+                if got:
+                    break
+                self.owe = want if owed else 0
+                return -1 if self._wait(px.POLLIN, 0.0) & px.POLLHUP else 0
             if err == EINTR:
                 PyErr_CheckSignals()
-            elif err == EAGAIN:
-                if first and got == 0:
-                    return 0
-                self._wait(px.POLLIN, -1.0)  # the rest of an atomic write is in flight
-            else:
+                continue
+            if err != EAGAIN:
                 raise OSError(err, os.strerror(err), self.path)
-        return 1
+            break
+        self.owe = want if owed else 0
+        if frag == KIND_FIRST or frag == KIND_MIDDLE:
+            self.in_msg = True
+        elif frag == KIND_LAST:
+            self.in_msg = False
+        return 1 if got else 0
+
+    cdef Py_ssize_t _exact_want(self, Py_ssize_t *at, bint *junk, bint *owed,
+                                int *frag) noexcept:
+        """How many more bytes the unit at the end of the buffer lacks (exact claims).
+
+        Walks the unparsed bytes from ``start + at`` as the parser will cut them, and
+        leaves ``at`` at the unit that is not whole yet (``junk``: at the end of a run of
+        bad bytes, whose next possible header is not in the buffer yet).  0: they end
+        where a message ends.  ``owed``: the unit has begun, so its rest belongs to this
+        reader (False after bad bytes, which may or may not go on).  ``frag``: the kind
+        of the last whole fragment walked over.
+        """
+        cdef Py_ssize_t i = self.start + at[0], avail
+        cdef const uint8_t *p
+        cdef const char *nl
+        cdef uint32_t length
+        owed[0] = True
+        if at[0] == 0 and self.discard:  # the payload of a frame too large to keep
+            if self.discard > self.end - i:
+                return self.discard - (self.end - i)
+            i += self.discard
+        if at[0] == 0 and self.skip_line:  # the rest of an overlong line
+            nl = <const char *>memchr(self.buf + i, NEWLINE, self.end - i)
+            if nl == NULL:
+                at[0] = self.end - self.start
+                return 1
+            i = nl + 1 - self.buf
+        while True:
+            if junk[0]:  # bad bytes: the parser skips to the next possible header
+                i = self._scan(i)
+                at[0] = i - self.start
+                if i == self.end:
+                    owed[0] = False
+                    return HEADER
+                junk[0] = False
+            at[0] = i - self.start
+            avail = self.end - i
+            if avail == 0:
+                return 0
+            if self.framing == LINES:
+                nl = <const char *>memchr(self.buf + i, NEWLINE, avail)
+                if nl == NULL:
+                    return 1
+                i = nl + 1 - self.buf
+                continue
+            if avail < HEADER:
+                return HEADER - avail
+            p = <const uint8_t *>self.buf + i
+            if not header_usable(p):
+                junk[0] = True
+                i += 1
+                continue
+            length = header_length(p)
+            if avail < HEADER + <Py_ssize_t>length:
+                return HEADER + <Py_ssize_t>length - avail
+            if p[1] & KIND_MASK:
+                frag[0] = p[1] & KIND_MASK
+            i += HEADER + length
 
     cdef object _end_of_stream(self):
         """Every writer left: hand out a last unterminated line, or report a cut frame."""

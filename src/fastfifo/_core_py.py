@@ -40,6 +40,8 @@ FRAMES = 0
 LINES = 1
 GOT, NEED, BAD_HEADER, TOO_LARGE = 1, 0, -1, -2
 _MAGIC_BYTE = bytes([MAGIC])
+#: PIPE_BUF on Linux (the only system with tee()): see ATOMIC_MAX in _core.pyx.
+ATOMIC_MAX = 4096
 
 
 def _check(flags: int, length: int) -> int:
@@ -57,6 +59,15 @@ def _header_valid(buf: bytes | bytearray, i: int) -> bool:
         return False
     c = _check(buf[i + 1], int.from_bytes(buf[i + 4 : i + 8], "little"))
     return buf[i + 2] == (c & 0xFF) and buf[i + 3] == (c >> 8)
+
+
+def _header_usable(buf: bytes | bytearray, i: int) -> bool:
+    """A valid header the parser does not refuse as bad (a fragment is one atomic write)."""
+    if not _header_valid(buf, i):
+        return False
+    kind = buf[i + 1] & 3
+    length = int.from_bytes(buf[i + 4 : i + 8], "little")
+    return kind == KIND_WHOLE or (length <= 65536 and (kind != KIND_FIRST or length >= 8))
 
 
 # tee() has no os.* wrapper; on Linux take it from libc (ctypes is part of CPython).
@@ -550,6 +561,7 @@ class ReaderCore(_Endpoint):
         self._orphan = False
         self._late_warnings: list[str] = []
         self._shared = self._locked = self._in_msg = False
+        self._owe = 0  # bytes at the pipe's head that finish a unit this reader began
         self._use_tee = False
         self._rlock_fd = self._peek_r = self._peek_w = self._null_fd = -1
         self._attach(fd, path)  # before the lock fds: see the Cython core's _configure
@@ -847,14 +859,15 @@ class ReaderCore(_Endpoint):
                 if not self._lock_wait(self._rlock_fd, False, deadline):
                     return 0
                 self._locked = True
+                self._resync = False  # a fresh claim: see _core.pyx
             try:
                 r = self._claim_tee() if self._use_tee else self._claim_exact()
             except BaseException:
-                if not self._in_msg:
+                if not self._holding():
                     self._release()
                 raise
             if r == 1:
-                if not self._in_msg:
+                if not self._holding():
                     self._release()
                 return 1
             if r == -1:
@@ -862,8 +875,13 @@ class ReaderCore(_Endpoint):
                     if self._framing == FRAMES:
                         self._drop_partial("every writer left before it ended")
                     self._in_msg = False
+                self._owe = 0
                 self._release()
                 return -1
+            if self._owe:  # part-way through a frame or line of ours: see _core.pyx
+                if self._wait(select.POLLIN, deadline) == 0:
+                    return 0
+                continue
             if self._in_msg:
                 if r == -2:  # stray bytes short of a frame: back off, see _core.pyx
                     if self._framing == FRAMES and self._writer_gone():
@@ -888,6 +906,10 @@ class ReaderCore(_Endpoint):
             elif deadline is not None and time.monotonic() >= deadline:
                 return 0
 
+    def _holding(self) -> bool:
+        """Whether the pipe's head continues what this reader has begun taking."""
+        return self._in_msg or self._owe != 0
+
     def _release(self) -> None:
         if self._locked:
             self._unlock(self._rlock_fd, False)
@@ -903,6 +925,8 @@ class ReaderCore(_Endpoint):
 
     def _claim_tee(self) -> int:
         """Under the lock: 1 claimed, 0 pipe empty, -1 end of stream, -2 head incomplete."""
+        if self._owe:
+            return self._claim_owed()
         # See _core.pyx: peek about what this claim can take, widen if it is not enough.
         win = min(self._window, self._claim_max * 4096)
         while True:
@@ -917,8 +941,8 @@ class ReaderCore(_Endpoint):
             peeked = bytearray()
             while len(peeked) < n:
                 peeked += os.read(self._peek_r, n - len(peeked))
-            k, in_msg = self._claim_size(peeked)
-            if k == 0 and n == win and win < self._window:
+            k, in_msg, owe, wider = self._claim_size(peeked)
+            if (k == 0 or wider) and n == win and win < self._window:
                 win = min(self._window, win * 4)
                 continue
             if k == 0 and self._stop_at_eof and self._wait(select.POLLIN, 0.0) & select.POLLHUP:
@@ -932,38 +956,60 @@ class ReaderCore(_Endpoint):
         self._compact()
         self._buf += peeked[:k]
         self._in_msg = in_msg
+        self._owe = owe
         return 1
 
-    def _claim_size(self, p: bytearray) -> tuple[int, bool]:
-        """How many leading bytes of the peeked ``p`` are whole messages to take."""
+    def _claim_owed(self) -> int:
+        """Under the lock, part-way through a frame: read (some of) its rest (see _core.pyx)."""
+        try:
+            data = os.read(self._fd, min(self._owe, self._window))
+        except (BlockingIOError, InterruptedError):
+            return 0
+        if not data:
+            return -1 if self._wait(select.POLLIN, 0.0) & select.POLLHUP else 0
+        self._compact()
+        self._buf += data
+        self._owe -= len(data)
+        return 1
+
+    def _claim_size(self, p: bytearray) -> tuple[int, bool, int, bool]:
+        """(bytes to take, in_msg, owe, wider): see _core.pyx."""
         n, i, count, in_msg = len(p), 0, 0, self._in_msg
         if self._framing == LINES:
             while i < n and (count < self._claim_max or in_msg):
                 nl = p.find(b"\n", i)
                 if nl < 0:
-                    if i == 0 and (in_msg or n > self._maxmsg):
-                        return n, True
+                    if i == 0 and (in_msg or n > self._maxmsg or n > ATOMIC_MAX):
+                        return n, True, 0, False
                     break
                 i = nl + 1
                 count += 1
                 in_msg = False
-            return i, in_msg
+            return i, in_msg, 0, False
         while n - i >= HEADER:
-            if not _header_valid(p, i):
+            if not _header_usable(p, i):
                 if i:
                     break
                 j = 1
                 while j < n and not (p[j] == MAGIC and (n - j < HEADER or _header_valid(p, j))):
                     j += 1
-                return j, in_msg
+                return j, in_msg, 0, j == n
             length = int.from_bytes(p[i + 4 : i + 8], "little")
             kind = p[i + 1] & 3
+            if i + HEADER + length > n:
+                if i == 0 and (
+                    HEADER + length > ATOMIC_MAX or (kind == KIND_WHOLE and length > self._maxmsg)
+                ):
+                    if kind == KIND_FIRST:
+                        in_msg = True
+                    elif kind == KIND_LAST:
+                        in_msg = False
+                    return n, in_msg, HEADER + length - n, False
+                break
             if kind == KIND_WHOLE and length > self._maxmsg:
                 if i:
                     break
-                return min(n, HEADER + length), in_msg
-            if i + HEADER + length > n:
-                break
+                return HEADER + length, in_msg, 0, False
             i += HEADER + length
             if kind == KIND_FIRST:
                 in_msg = True
@@ -973,51 +1019,83 @@ class ReaderCore(_Endpoint):
                 count += 1
             if count >= self._claim_max and not in_msg:
                 break
-        return i, in_msg
+        return i, in_msg, 0, False
 
     def _claim_exact(self) -> int:
-        """No tee(): take one message by exact reads (frames: header, then payload)."""
+        """No tee(): read exactly up to the end of one message (see _core.pyx)."""
         self._compact()
-        if self._framing == LINES:
-            r = self._read_exact(1, True)
-            if r <= 0:
-                return r
-            while self._buf[-1:] != b"\n" and len(self._buf) - self._start <= self._maxmsg:
-                r = self._read_exact(1, False)
-                if r <= 0:
-                    return r if r < 0 else 1
-            return 1
-        r = self._read_exact(HEADER, True)
-        if r <= 0:
-            return r
-        h = len(self._buf) - HEADER
-        if not _header_valid(self._buf, h):
-            return 1
-        want = int.from_bytes(self._buf[h + 4 : h + 8], "little")
-        kind = self._buf[h + 1] & 3
-        if kind == KIND_WHOLE and want > self._maxmsg:
-            want = 0
-        in_msg = True if kind == KIND_FIRST else False if kind == KIND_LAST else self._in_msg
-        if want and self._read_exact(want, False) < 0:
-            return -1
-        self._in_msg = in_msg
-        return 1
-
-    def _read_exact(self, n: int, first: bool) -> int:
-        got = 0
-        while got < n:
+        at, got, frag, junk = 0, 0, -1, False
+        while True:
+            want, owed, at, junk, frag = self._exact_want(at, junk, frag)
+            if want == 0:
+                if got:
+                    break
+                want, owed = (HEADER if self._framing == FRAMES else 1), False
+            elif got >= self._window or (
+                self._framing == LINES and len(self._buf) - self._start > self._maxmsg
+            ):
+                break
             try:
-                data = os.read(self._fd, n - got)
-            except BlockingIOError:
-                if first and got == 0:
-                    return 0
-                self._wait(select.POLLIN, None)  # the rest of an atomic write is in flight
+                data = os.read(self._fd, min(want, self._window))
+            except InterruptedError:
                 continue
+            except BlockingIOError:
+                break
             if not data:
-                return -1 if got == 0 else 1
+                if got:
+                    break
+                self._owe = want if owed else 0
+                return -1 if self._wait(select.POLLIN, 0.0) & select.POLLHUP else 0
             self._buf += data
             got += len(data)
-        return 1
+        self._owe = want if owed else 0
+        if frag in (KIND_FIRST, KIND_MIDDLE):
+            self._in_msg = True
+        elif frag == KIND_LAST:
+            self._in_msg = False
+        return 1 if got else 0
+
+    def _exact_want(self, at: int, junk: bool, frag: int) -> tuple[int, bool, int, bool, int]:
+        """(bytes the last unit lacks, owed, at, junk, frag): see _core.pyx."""
+        buf, end = self._buf, len(self._buf)
+        i = self._start + at
+        if at == 0 and self._discard:
+            if self._discard > end - i:
+                return self._discard - (end - i), True, at, junk, frag
+            i += self._discard
+        if at == 0 and self._skip_line:
+            nl = buf.find(b"\n", i)
+            if nl < 0:
+                return 1, True, end - self._start, junk, frag
+            i = nl + 1
+        while True:
+            if junk:
+                i = self._scan(i)
+                if i == end:
+                    return HEADER, False, i - self._start, True, frag
+                junk = False
+            at = i - self._start
+            avail = end - i
+            if avail == 0:
+                return 0, True, at, junk, frag
+            if self._framing == LINES:
+                nl = buf.find(b"\n", i)
+                if nl < 0:
+                    return 1, True, at, junk, frag
+                i = nl + 1
+                continue
+            if avail < HEADER:
+                return HEADER - avail, True, at, junk, frag
+            if not _header_usable(buf, i):
+                junk = True
+                i += 1
+                continue
+            length = int.from_bytes(buf[i + 4 : i + 8], "little")
+            if avail < HEADER + length:
+                return HEADER + length - avail, True, at, junk, frag
+            if buf[i + 1] & 3:
+                frag = buf[i + 1] & 3
+            i += HEADER + length
 
     def _end_of_stream(self) -> bytes:
         n = len(self._buf) - self._start
