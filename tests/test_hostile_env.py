@@ -896,6 +896,7 @@ def test_a_reader_killed_part_way_through_a_large_frame_loses_only_that_frame(ff
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.join(30)
+        child.close()
     os.write(fd, big[300_000:] + frame(b"after-1") + frame(b"after-2"))
     per, errors = drain([survivor], timeout=0.2)
     os.close(fd)
