@@ -108,7 +108,7 @@ def _to_deadline(timeout: float | None) -> float | None:
 
 def _guarded_write(fd: int, data: bytes | memoryview) -> int:
     # SIGPIPE at SIG_DFL would kill us on EPIPE: block it around the write and
-    # consume the signal the failed write queued (see _core.pyx guarded_write).
+    # consume the signal the failed write queued (see guarded_write in _wire.pxi).
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
     try:
         return os.write(fd, data)
@@ -842,7 +842,8 @@ class ReaderCore(_Endpoint):
                 self._drained = n < len(self._rbuf)
                 self._buf += memoryview(self._rbuf)[:n]
                 return 1
-            # See _core.pyx: 0 before the first writer has no POLLHUP, after the last has.
+            # See _fill in _reader.pxi: read() gives 0 before the first writer and after the
+            # last, but only after the last is POLLHUP set.
             rev = self._wait(select.POLLIN, 0.0)
             if rev & select.POLLIN:
                 continue
@@ -859,7 +860,7 @@ class ReaderCore(_Endpoint):
                 if not self._lock_wait(self._rlock_fd, False, deadline):
                     return 0
                 self._locked = True
-                self._resync = False  # a fresh claim: see _core.pyx
+                self._resync = False  # a fresh claim: see _claims.pxi
             try:
                 r = self._claim_tee() if self._use_tee else self._claim_exact()
             except BaseException:
@@ -878,12 +879,12 @@ class ReaderCore(_Endpoint):
                 self._owe = 0
                 self._release()
                 return -1
-            if self._owe:  # part-way through a frame or line of ours: see _core.pyx
+            if self._owe:  # part-way through a frame or line of ours: see _claims.pxi
                 if self._wait(select.POLLIN, deadline) == 0:
                     return 0
                 continue
             if self._in_msg:
-                if r == -2:  # stray bytes short of a frame: back off, see _core.pyx
+                if r == -2:  # stray bytes short of a frame: back off, see _claims.pxi
                     if self._framing == FRAMES and self._writer_gone():
                         self._drop_partial("its writer died or gave up part-way")
                         self._in_msg = False
@@ -927,7 +928,7 @@ class ReaderCore(_Endpoint):
         """Under the lock: 1 claimed, 0 pipe empty, -1 end of stream, -2 head incomplete."""
         if self._owe:
             return self._claim_owed()
-        # See _core.pyx: peek about what this claim can take, widen if it is not enough.
+        # See _claims.pxi: peek about what this claim can take, widen if it is not enough.
         win = min(self._window, self._claim_max * 4096)
         while True:
             try:
@@ -960,7 +961,7 @@ class ReaderCore(_Endpoint):
         return 1
 
     def _claim_owed(self) -> int:
-        """Under the lock, part-way through a frame: read (some of) its rest (see _core.pyx)."""
+        """Under the lock, part-way through a frame: read (some of) its rest (see _claims.pxi)."""
         try:
             data = os.read(self._fd, min(self._owe, self._window))
         except (BlockingIOError, InterruptedError):
@@ -973,7 +974,7 @@ class ReaderCore(_Endpoint):
         return 1
 
     def _claim_size(self, p: bytearray) -> tuple[int, bool, int, bool]:
-        """(bytes to take, in_msg, owe, wider): see _core.pyx."""
+        """(bytes to take, in_msg, owe, wider): see _claims.pxi."""
         n, i, count, in_msg = len(p), 0, 0, self._in_msg
         if self._framing == LINES:
             while i < n and (count < self._claim_max or in_msg):
@@ -1022,7 +1023,7 @@ class ReaderCore(_Endpoint):
         return i, in_msg, 0, False
 
     def _claim_exact(self) -> int:
-        """No tee(): read exactly up to the end of one message (see _core.pyx)."""
+        """No tee(): read exactly up to the end of one message (see _claims.pxi)."""
         self._compact()
         at, got, frag, junk = 0, 0, -1, False
         while True:
@@ -1056,7 +1057,7 @@ class ReaderCore(_Endpoint):
         return 1 if got else 0
 
     def _exact_want(self, at: int, junk: bool, frag: int) -> tuple[int, bool, int, bool, int]:
-        """(bytes the last unit lacks, owed, at, junk, frag): see _core.pyx."""
+        """(bytes the last unit lacks, owed, at, junk, frag): see _claims.pxi."""
         buf, end = self._buf, len(self._buf)
         i = self._start + at
         if at == 0 and self._discard:

@@ -1,0 +1,354 @@
+# Included by _core.pyx (one extension module; see its docstring for the layout).
+# WriterCore: atomic writes, buffered mode, large messages as fragments.
+
+# ---------------------------------------------------------------- writer
+
+cdef class WriterCore(_Endpoint):
+    """Frames messages and writes them in atomic (<= PIPE_BUF) writes.
+
+    A message too large for one atomic write (frames framing only) goes out as
+    fragments, each one atomic write, under the writers' lock so that no two
+    large messages interleave; small messages from other writers may still fall
+    between the fragments, and readers reassemble around them.
+    """
+    cdef int framing
+    cdef bint guard
+    cdef Py_ssize_t atomic
+    cdef Py_ssize_t maxmsg
+    cdef int lock_fd
+    cdef bint lock_ofd
+    cdef char *scratch
+    cdef bint buffered        # put() packs into scratch; flush() (or a full scratch) writes
+    cdef Py_ssize_t pend_bytes, pend_msgs
+
+    def __cinit__(self, *args, **kwargs):
+        self.lock_fd = -1
+
+    def __dealloc__(self):
+        cdef int err
+        if self.pend_bytes and self.fd >= 0:
+            # Never closed: a last non-blocking try for what put() buffered (a file
+            # flushes on deallocation too); if the pipe is full it is lost.
+            guarded_write(self.fd, self.scratch, self.pend_bytes, &err)
+        free(self.scratch)
+
+    cdef void _close_fds(self) noexcept:
+        if self.lock_fd >= 0 and self.lock_fd != self.fd:
+            close(self.lock_fd)
+        self.lock_fd = -1
+        _Endpoint._close_fds(self)
+
+    def _configure(self, int fd, path, int framing, Py_ssize_t atomic, bint guard_sigpipe,
+                   Py_ssize_t max_message_size, int lock_fd, bint lock_ofd,
+                   bint buffered=False):
+        self.buffered = buffered
+        self.scratch = <char *>malloc(atomic)
+        if self.scratch == NULL:
+            raise MemoryError()
+        # Attach first: if it fails, no fd number is recorded, so deallocation can never
+        # close a number the caller already closed (and someone else may have reused).
+        self._attach(fd, path)
+        self.framing, self.atomic, self.guard = framing, atomic, guard_sigpipe
+        self.maxmsg, self.lock_fd, self.lock_ofd = max_message_size, lock_fd, lock_ofd
+
+    @property
+    def max_atomic_message(self):
+        """The largest message that goes out in one atomic write."""
+        return self.atomic - (HEADER if self.framing == FRAMES else 1)
+
+    cdef Py_ssize_t _frame_size(self, const char *p, Py_ssize_t n, Py_ssize_t index) except -1:
+        """Bytes of the encoded message when it fits one atomic write, else 0 (fragments)."""
+        cdef Py_ssize_t total = n + (HEADER if self.framing == FRAMES else 1)
+        if total > self.atomic and (self.framing == LINES or n > self.maxmsg):
+            where = "" if index < 0 else f" (message {index} of the batch)"
+            if self.framing == LINES:
+                limit = (f"lines framing sends each line in one atomic write, so the limit "
+                         f"is {self.atomic - 1} bytes (PIPE_BUF={self.atomic}); use "
+                         f"framing='frames' for larger messages")
+            else:
+                limit = f"the limit is max_message_size={self.maxmsg}"
+            raise MessageTooLargeError(
+                f"{self.path!r}: a message of {n} bytes{where} is too large: {limit}; "
+                f"nothing was written")
+        if self.framing == LINES and memchr(p, NEWLINE, n) != NULL:
+            where = "" if index < 0 else f" (message {index} of the batch)"
+            raise ValueError(
+                f"{self.path!r}: a message{where} contains a newline, which lines framing "
+                f"uses as the separator; nothing was written. Use framing='frames' for "
+                f"binary data")
+        return total if total <= self.atomic else 0
+
+    cdef inline Py_ssize_t _encode(self, char *dst, const char *p, Py_ssize_t n) noexcept:
+        if self.framing == FRAMES:
+            put_header(<uint8_t *>dst, KIND_WHOLE, <uint32_t>n)
+            memcpy(dst + HEADER, p, n)
+            return n + HEADER
+        memcpy(dst, p, n)
+        dst[n] = NEWLINE
+        return n + 1
+
+    cdef int _write(self, const char *p, Py_ssize_t n, double deadline) except -1:
+        """Write n <= PIPE_BUF bytes in one go; 1 when written, 0 on timeout."""
+        cdef Py_ssize_t r
+        cdef int err
+        while True:
+            if self.guard:
+                r = guarded_write(self.fd, p, n, &err)
+            else:
+                r = write(self.fd, p, n)
+                err = errno
+            if r == n:
+                return 1
+            if r >= 0:  # a write <= PIPE_BUF is never partial (POSIX); guard anyway
+                raise OSError(0, f"short write of {r} of {n} bytes", self.path)
+            if err == EAGAIN:
+                if self._wait(px.POLLOUT, deadline) == 0:
+                    return 0
+            elif err == EINTR:
+                PyErr_CheckSignals()
+            elif err == EPIPE:
+                raise BrokenPipeError(
+                    EPIPE, "no reader has the FIFO open any more (every reader closed or "
+                    "died); the message was not written. Start a reader and reopen the Writer",
+                    self.path)
+            else:
+                raise OSError(err, os.strerror(err), self.path)
+
+    cdef int _write_large(self, const char *p, Py_ssize_t n, double deadline, timeout) except -1:
+        """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock."""
+        cdef Py_ssize_t off = 0, chunk
+        cdef uint8_t *h = <uint8_t *>self.scratch
+        cdef int kind
+        if not self._lock_wait(self.lock_fd, self.lock_ofd, deadline):
+            raise Full(f"{self.path!r}: another writer held the large-message lock for "
+                       f"{timeout} s; nothing was written", 0)
+        try:
+            chunk = min(n, self.atomic - 2 * HEADER)
+            put_header(h, KIND_FIRST, <uint32_t>(chunk + 8))
+            store_u64(h + HEADER, <unsigned long long>n)
+            memcpy(self.scratch + 2 * HEADER, p, chunk)
+            while True:
+                if not self._write(self.scratch, HEADER + (8 if off == 0 else 0) + chunk,
+                                   deadline):
+                    raise Full(
+                        f"{self.path!r}: the pipe stayed full for {timeout} s after "
+                        f"{off} of {n} bytes of a large message; the message was not "
+                        f"delivered (readers drop the part they got, with an "
+                        f"IncompleteMessageWarning)", 0)
+                off += chunk
+                if off == n:
+                    return 1
+                chunk = min(n - off, self.atomic - HEADER)
+                kind = KIND_LAST if off + chunk == n else KIND_MIDDLE
+                put_header(h, kind, <uint32_t>chunk)
+                memcpy(self.scratch + HEADER, p + off, chunk)
+        finally:
+            self._unlock(self.lock_fd, self.lock_ofd)
+
+    def put(self, data, timeout=None):
+        """Write one message (bytes-like).
+
+        A message up to ``max_atomic_message`` bytes goes out in one atomic
+        write; a larger one (frames framing, up to ``max_message_size``) as
+        fragments under the writers' lock.  With ``buffered=True`` small
+        messages are packed into the Writer's buffer and written, a full atomic
+        write at a time, when it fills or on ``flush()``/``close()``.
+
+        Parameters
+        ----------
+        data : bytes-like
+            The message.
+        timeout : float or None
+            Seconds to wait while the pipe is full (or another writer holds the
+            large-message lock); None waits for ever, 0 never waits.
+
+        Raises
+        ------
+        Full
+            The pipe stayed full until the timeout; this message was not taken.
+        MessageTooLargeError
+            Larger than ``max_message_size`` (or, in lines framing, than one atomic
+            write); nothing was written.
+        BrokenPipeError
+            No reader has the FIFO open.
+        ClosedError
+            The Writer is closed (or was closed by another thread meanwhile).
+        """
+        cdef Py_buffer view
+        cdef double deadline = to_deadline(timeout)
+        if PyBytes_CheckExact(data):
+            self._put(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), deadline, timeout)
+            return
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            self._put(<char *>view.buf, view.len, deadline, timeout)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef int _put(self, const char *p, Py_ssize_t n, double deadline, timeout) except -1:
+        cdef Py_ssize_t total = self._frame_size(p, n, -1)
+        if not self._enter(deadline):
+            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+        try:
+            if total == 0:
+                if self.pend_bytes and not self._flush(deadline):
+                    raise Full(self._pending_message(timeout))
+                self._write_large(p, n, deadline, timeout)
+            elif self.buffered:
+                if self.pend_bytes + total > self.atomic:
+                    if not self._flush(deadline):
+                        raise Full(self._pending_message(timeout))
+                self.pend_bytes += self._encode(self.scratch + self.pend_bytes, p, n)
+                self.pend_msgs += 1
+            else:
+                self._encode(self.scratch, p, n)
+                if not self._write(self.scratch, total, deadline):
+                    raise Full(f"{self.path!r}: the pipe stayed full for {timeout} s "
+                               f"(the reader is not keeping up); nothing was written", 0)
+        finally:
+            self._leave()
+        return 0
+
+    cdef int _flush(self, double deadline) except -1:
+        """Write the buffered messages (one atomic write); 1 when done, 0 on timeout."""
+        if self.pend_bytes and not self._write(self.scratch, self.pend_bytes, deadline):
+            return 0
+        self.pend_bytes = self.pend_msgs = 0
+        return 1
+
+    def _pending_message(self, timeout):
+        return (f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
+                f"keeping up); {self.pend_msgs} earlier messages are still buffered and "
+                f"this one was not taken")
+
+    def flush(self, timeout=None):
+        """Write the messages ``put()`` buffered (``buffered=True``); a no-op otherwise.
+
+        Raises
+        ------
+        Full
+            The pipe stayed full until the timeout; the messages stay buffered.
+        BrokenPipeError, ClosedError
+            As for ``put``.
+        """
+        cdef double deadline = to_deadline(timeout)
+        if not self._enter(deadline):
+            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+        try:
+            if not self._flush(deadline):
+                raise Full(f"{self.path!r}: the pipe stayed full for {timeout} s; "
+                           f"{self.pend_msgs} messages are still buffered", 0)
+        finally:
+            self._leave()
+
+    @property
+    def pending(self):
+        """Messages buffered by ``put()`` and not yet written (``buffered=True``)."""
+        return self.pend_msgs
+
+    def _flush_if_idle(self):
+        """close(): flush, waiting as needed, unless another thread is inside a call.
+
+        That thread may be blocked on a full pipe, and close() must wake it rather
+        than wait behind it; its buffered messages are then not sent.
+        """
+        if self.closing or not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
+            return False
+        try:
+            self._flush(-1.0)
+        finally:
+            PyThread_release_lock(self.lock)
+        return True
+
+    def _after_fork_in_child(self):
+        """After fork(): the open file description (and its large-message lock) and any
+        buffered messages are the parent's.  Two processes sharing one description would
+        share one lock, so their large messages could mix: the child's copy is closed.
+        (No wake-up byte: the wake-up pipe is shared with the parent too.)
+        """
+        self.pend_bytes = self.pend_msgs = 0
+        self.closing = True
+        self.closed_reason = "it was opened before fork(); open a new Writer in this process"
+        self._close_fds()
+
+    def put_many(self, messages, timeout=None):
+        """Write many messages, packed into as few atomic writes as possible.
+
+        Every message is checked before anything is written.  Each write holds
+        whole messages only, so concurrent writers never split one; messages
+        larger than one atomic write go out as fragments (see ``put``).
+
+        Raises
+        ------
+        Full
+            The pipe stayed full until the timeout; ``exc.sent`` messages (a
+            prefix of the batch) were written, the rest were not.
+        MessageTooLargeError, ValueError
+            A message is too large (or, in lines framing, holds a newline);
+            nothing was written.
+        BrokenPipeError, ClosedError
+            As for ``put``.
+        """
+        cdef double deadline = to_deadline(timeout)
+        cdef list seq = messages if type(messages) is list else list(messages)
+        cdef Py_ssize_t i, n = len(seq), used = 0, pending = 0, sent = 0
+        cdef Py_buffer view
+        cdef object item
+        # Pass 1: validate the whole batch so a bad message writes nothing.
+        for i in range(n):
+            item = seq[i]
+            if PyBytes_CheckExact(item):
+                self._frame_size(PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item), i)
+            else:
+                PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
+                try:
+                    self._frame_size(<char *>view.buf, view.len, i)
+                finally:
+                    PyBuffer_Release(&view)
+        if n == 0:
+            return
+        if not self._enter(deadline):
+            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s", 0)
+        try:
+            if self.pend_bytes and not self._flush(deadline):
+                raise Full(self._pending_message(timeout), 0)
+            for i in range(n):
+                item = seq[i]
+                if PyBytes_CheckExact(item):
+                    self._pack(PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item), &used,
+                               &pending, &sent, deadline, timeout)
+                else:
+                    PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
+                    try:
+                        self._pack(<char *>view.buf, view.len, &used, &pending, &sent,
+                                   deadline, timeout)
+                    finally:
+                        PyBuffer_Release(&view)
+            if used and not self._write(self.scratch, used, deadline):
+                raise Full(self._full_message(timeout, sent), sent)
+        finally:
+            self._leave()
+
+    cdef int _pack(self, const char *p, Py_ssize_t size, Py_ssize_t *used,
+                   Py_ssize_t *pending, Py_ssize_t *sent, double deadline, timeout) except -1:
+        """Add one message to the batch in scratch, flushing whole writes as it fills."""
+        cdef Py_ssize_t total = size + (HEADER if self.framing == FRAMES else 1)
+        if used[0] + total > self.atomic:
+            if used[0] and not self._write(self.scratch, used[0], deadline):
+                raise Full(self._full_message(timeout, sent[0]), sent[0])
+            sent[0] += pending[0]
+            used[0] = pending[0] = 0
+        if total > self.atomic:
+            try:
+                self._write_large(p, size, deadline, timeout)
+            except Full as e:
+                raise Full(f"{e} ({self._full_message(timeout, sent[0])})", sent[0])
+            sent[0] += 1
+            return 0
+        used[0] += self._encode(self.scratch + used[0], p, size)
+        pending[0] += 1
+        return 0
+
+    def _full_message(self, timeout, sent):
+        return (f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
+                f"keeping up); the first {sent} messages were written, the rest were not")
