@@ -1,0 +1,156 @@
+"""The pure core's endpoint base: fd, wake-up pipe and call lock (twin of ``_endpoint.pxi``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import threading
+import time
+from typing import Any
+
+from ._errors import (
+    ClosedError,
+)
+from ._py_wire import (
+    _ofd_lock,
+)
+
+
+class _Endpoint:
+    """An fd, a wake-up pipe and a lock that serialises calls from several threads."""
+
+    path: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._fd = self._wake_r = self._wake_w = -1
+        self._closing = False
+        self._lock = threading.Lock()
+        self._state = threading.Lock()  # guards fd numbers between close() and _leave()
+        self.path = None
+
+    def __del__(self) -> None:
+        self._close_fds()
+
+    def _attach(self, fd: int, path: Any) -> None:
+        r, w = os.pipe()
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        self._fd, self._wake_r, self._wake_w, self.path = fd, r, w, path
+
+    def _close_fds(self) -> None:
+        for name in ("_fd", "_wake_r", "_wake_w"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                setattr(self, name, -1)
+                os.close(fd)
+
+    def _enter(self, deadline: float | None) -> bool:
+        if self._closing:
+            self._raise_closed()
+        if not self._lock.acquire(False):
+            wait = -1 if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not self._lock.acquire(True, wait):
+                return False
+        if self._closing:
+            self._lock.release()
+            self._raise_closed()
+        return True
+
+    def _leave(self) -> None:
+        self._lock.release()
+        if self._closing and self._lock.acquire(False):
+            with self._state:
+                self._close_fds()
+            self._lock.release()
+
+    def _raise_closed(self) -> None:
+        reason = getattr(self, "_closed_reason", None)
+        why = f" ({reason})" if reason else ""
+        raise ClosedError(f"{type(self).__name__} for {self.path!r} is closed{why}")
+
+    def close(self) -> None:
+        """Close the endpoint (idempotent); a call blocked in another thread raises ClosedError."""
+        with self._state:
+            self._closing = True
+            if self._wake_w >= 0:
+                try:
+                    os.write(self._wake_w, b"x")
+                except BlockingIOError:
+                    pass
+        if self._lock.acquire(False):
+            with self._state:
+                self._close_fds()
+            self._lock.release()
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` was called."""
+        return self._closing
+
+    def fileno(self) -> int:
+        """The FIFO's file descriptor (non-blocking), for ``select``/``poll``/event loops."""
+        if self._closing:
+            self._raise_closed()
+        return self._fd
+
+    def _wait(self, events: int, deadline: float | None) -> int:
+        """poll() the FIFO for ``events``; its revents, or 0 once the deadline passed."""
+        p = select.poll()
+        p.register(self._fd, events)
+        p.register(self._wake_r, select.POLLIN)
+        while True:
+            if deadline is None:
+                ms = None
+            else:
+                left = deadline - time.monotonic()
+                ms = 0 if left <= 0 else int(-(-min(left, 86400.0) * 1000 // 1))
+            ready = dict(p.poll(ms))  # retries EINTR itself after running signal handlers
+            if ready.get(self._wake_r) or ready.get(self._fd, 0) & select.POLLNVAL:
+                self._raise_closed()
+            if ready.get(self._fd):
+                return ready[self._fd]
+            if ms == 0 or (deadline is not None and time.monotonic() >= deadline):
+                return 0
+
+    def _lock_wait(self, fd: int, ofd: bool, deadline: float | None) -> bool:
+        """Take flock (ofd false) or the OFD write lock; False when the deadline passed.
+
+        As in the Cython core: never a blocking lock call, a few yields, then
+        1-10 ms sleeps in poll() on the wake-up pipe.
+        """
+        spins, ms = 0, 0
+        while True:
+            try:
+                if ofd:
+                    _ofd_lock(fd, fcntl.F_WRLCK)
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except (BlockingIOError, PermissionError):
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            if spins < 20:
+                spins += 1
+                os.sched_yield()
+                continue
+            ms = 1 if ms == 0 else min(ms * 2, 10)
+            if deadline is not None:
+                ms = max(1, min(ms, int(-(-(deadline - time.monotonic()) * 1000 // 1))))
+            if select.select([self._wake_r], [], [], ms / 1000)[0]:
+                self._raise_closed()
+
+    @staticmethod
+    def _unlock(fd: int, ofd: bool) -> None:
+        if ofd:
+            _ofd_lock(fd, fcntl.F_UNLCK)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

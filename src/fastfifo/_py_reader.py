@@ -1,0 +1,183 @@
+"""The pure core's MessageBatch and ReaderCore with its public calls (twin of ``_batch.pxi``
+and ``_reader.pxi``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from collections.abc import Iterator
+
+from ._errors import (
+    ClosedError,
+    CorruptStreamError,
+    Empty,
+)
+from ._py_claims import _ClaimingReader
+from ._py_wire import (
+    GOT,
+    LINES,
+    NEED,
+    _to_deadline,
+)
+
+
+class MessageBatch:
+    """Messages from ``Reader.get_batch()``: read-only views by index or iteration."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        self._messages = messages
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __getitem__(self, i: int) -> memoryview:
+        return memoryview(self._messages[i])
+
+    def __iter__(self) -> Iterator[memoryview]:
+        return (memoryview(m) for m in self._messages)
+
+    def tolist(self) -> list[bytes]:
+        """The messages as a list of bytes."""
+        return list(self._messages)
+
+    def __repr__(self) -> str:
+        return f"<fastfifo.MessageBatch of {len(self._messages)} messages>"
+
+
+
+
+class ReaderCore(_ClaimingReader):
+    """Reads into one buffer and cuts whole messages out of it; see the Cython core."""
+
+    def _fill(self, deadline: float | None) -> int:
+        """Read more bytes: 1 when some arrived, 0 on timeout, -1 at end of stream."""
+        if self._shared:
+            return self._fill_shared(deadline)
+        self._compact()
+        if self._drained:
+            rev = self._wait_data(deadline)
+            if rev == 0:
+                return 0
+            if rev == -3:
+                return 1
+        while True:
+            try:
+                n = os.readv(self._fd, [self._rbuf])
+            except BlockingIOError:
+                rev = self._wait_data(deadline)
+                if rev == 0:
+                    return 0
+                if rev == -3:
+                    return 1
+                continue
+            if n:
+                self._drained = n < len(self._rbuf)
+                self._buf += memoryview(self._rbuf)[:n]
+                return 1
+            # See _fill in _reader.pxi: read() gives 0 before the first writer and after the
+            # last, but only after the last is POLLHUP set.
+            rev = self._wait(select.POLLIN, 0.0)
+            if rev & select.POLLIN:
+                continue
+            if rev & select.POLLHUP:
+                return -1
+            if self._wait_data(deadline) == 0:
+                return 0
+
+
+    def _end_of_stream(self) -> bytes:
+        n = len(self._buf) - self._start
+        if self._asm is not None or self._asm_skip:
+            self._drop_partial("every writer left before it ended")
+        if n and not self._discard and not self._skip_line:
+            rest = bytes(self._buf[self._start :])
+            self._start = len(self._buf)
+            if self._framing == LINES:
+                return rest
+            self.skipped_bytes += n
+            raise CorruptStreamError(
+                f"{self.path!r}: the last writer left in the middle of a frame; its "
+                f"{n} bytes were dropped",
+                n,
+            )
+        self._start = len(self._buf)
+        self._discard = 0
+        self._skip_line = False
+        self._report_drops()
+        raise EOFError(f"{self.path!r}: every writer has closed the FIFO (end of stream)")
+
+    # ------------------------------------------------------------ public calls
+
+    def get(self, timeout: float | None = None) -> bytes:
+        """Return the next message as bytes.  See the Cython core."""
+        deadline = _to_deadline(timeout)
+        if not self._enter(deadline):
+            raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
+        try:
+            self._claim_max = 1
+            while True:
+                status, msg = self._take()
+                if status == GOT:
+                    return msg  # type: ignore[return-value]
+                if status < 0:
+                    self._raise_bad(status)
+                self._report_drops()
+                r = self._fill(deadline)
+                if r == 0:
+                    raise Empty(f"{self.path!r}: no message within {timeout} s")
+                if r < 0:
+                    return self._end_of_stream()
+        finally:
+            self._leave()
+
+    def get_many(self, max_messages: int = 1000, timeout: float | None = None) -> list[bytes]:
+        """Return a list of 1 to ``max_messages`` messages.  See the Cython core."""
+        deadline = _to_deadline(timeout)
+        if max_messages < 1:
+            raise ValueError(f"max_messages must be >= 1, not {max_messages}")
+        if not self._enter(deadline):
+            raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
+        out: list[bytes] = []
+        read_more = True
+        try:
+            self._claim_max = max_messages
+            while True:
+                status = NEED
+                while len(out) < max_messages:
+                    status, msg = self._take()
+                    if status != GOT:
+                        break
+                    out.append(msg)  # type: ignore[arg-type]
+                if len(out) >= max_messages:
+                    return out
+                if out:
+                    if status < 0 or not read_more or self._shared:
+                        return out
+                    read_more = False
+                    if self._drained or self._fill(0.0) <= 0:
+                        return out
+                    continue
+                if status < 0:
+                    self._raise_bad(status)
+                self._report_drops()
+                r = self._fill(deadline)
+                if r == 0:
+                    raise Empty(f"{self.path!r}: no message within {timeout} s")
+                if r < 0:
+                    return [self._end_of_stream()]
+        finally:
+            self._leave()
+
+    def get_batch(self, max_messages: int = 1000, timeout: float | None = None) -> MessageBatch:
+        """As ``get_many``, as a ``MessageBatch`` (here each message is its own bytes)."""
+        return MessageBatch(self.get_many(max_messages, timeout))
+
+    def __iter__(self) -> ReaderCore:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return self.get()
+        except (EOFError, ClosedError):
+            raise StopIteration from None

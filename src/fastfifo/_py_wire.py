@@ -1,0 +1,110 @@
+"""The pure core's wire format (docs/PROTOCOL.md), libc helpers, clock and safe writes.
+
+Twin of ``_wire.pxi``; ``_core_py`` is the module the rest of fastfifo imports.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import signal
+import struct
+import sys
+import time
+
+BACKEND = "python"
+
+HEADER = 8
+MAGIC = 0xFA
+KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST = 0, 1, 2, 3
+FRAMES = 0
+LINES = 1
+GOT, NEED, BAD_HEADER, TOO_LARGE = 1, 0, -1, -2
+_MAGIC_BYTE = bytes([MAGIC])
+#: PIPE_BUF on Linux (the only system with tee()): see ATOMIC_MAX in _core.pyx.
+ATOMIC_MAX = 4096
+
+
+def _check(flags: int, length: int) -> int:
+    return (((length ^ (flags << 24)) * 0x9E3779B1) & 0xFFFFFFFF) >> 16
+
+
+def encode_header(flags: int, length: int) -> bytes:
+    """The 8-byte frame header for a payload of ``length`` bytes (for tests and tools)."""
+    c = _check(flags, length)
+    return bytes((MAGIC, flags, c & 0xFF, c >> 8)) + length.to_bytes(4, "little")
+
+
+def _header_valid(buf: bytes | bytearray, i: int) -> bool:
+    if buf[i] != MAGIC or buf[i + 1] & ~3:
+        return False
+    c = _check(buf[i + 1], int.from_bytes(buf[i + 4 : i + 8], "little"))
+    return buf[i + 2] == (c & 0xFF) and buf[i + 3] == (c >> 8)
+
+
+def _header_usable(buf: bytes | bytearray, i: int) -> bool:
+    """A valid header the parser does not refuse as bad (a fragment is one atomic write)."""
+    if not _header_valid(buf, i):
+        return False
+    kind = buf[i + 1] & 3
+    length = int.from_bytes(buf[i + 4 : i + 8], "little")
+    return kind == KIND_WHOLE or (length <= 65536 and (kind != KIND_FIRST or length >= 8))
+
+
+# tee() has no os.* wrapper; on Linux take it from libc (ctypes is part of CPython).
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+HAVE_TEE = _libc is not None and hasattr(_libc, "tee")
+_SPLICE_F_NONBLOCK = 2
+# Open-file-description locks (Linux fcntl.h): released when the holder dies, and
+# independent of flock(), so readers' and writers' locks never interact.
+_F_OFD_GETLK, _F_OFD_SETLK = 36, 37
+_FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux x86_64/aarch64
+
+
+def _tee(fd_in: int, fd_out: int, n: int) -> int:
+    r: int = _libc.tee(fd_in, fd_out, ctypes.c_size_t(n), _SPLICE_F_NONBLOCK)  # type: ignore[union-attr]
+    if r < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return r
+
+
+def _ofd_lock(fd: int, kind: int) -> None:
+    fcntl.fcntl(fd, _F_OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, 0, 1, 0))
+
+
+def _ofd_held(fd: int) -> bool:
+    res = fcntl.fcntl(fd, _F_OFD_GETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
+    return bool(_FLOCK.unpack(res)[0] != fcntl.F_UNLCK)
+
+
+def _to_deadline(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    t = float(timeout)
+    if not t >= 0.0:
+        raise ValueError(f"timeout must be None or a number >= 0, not {timeout!r}")
+    return time.monotonic() + t
+
+
+def _guarded_write(fd: int, data: bytes | memoryview) -> int:
+    # SIGPIPE at SIG_DFL would kill us on EPIPE: block it around the write and
+    # consume the signal the failed write queued (see guarded_write in _wire.pxi).
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
+    try:
+        return os.write(fd, data)
+    except BrokenPipeError:
+        if signal.SIGPIPE not in old:
+            if hasattr(signal, "sigtimedwait"):
+                signal.sigtimedwait({signal.SIGPIPE}, 0)
+            elif signal.SIGPIPE in signal.sigpending():  # macOS: no sigtimedwait
+                signal.sigwait({signal.SIGPIPE})
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def sigpipe_is_default() -> bool:
+    """True when SIGPIPE would kill this process (Python's view of its disposition)."""
+    return signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL
