@@ -127,7 +127,8 @@ def _writer_main(peer, channel, row, wid, count, sync_args, results) -> None:
 
 def _reader_main(peer, channel, row, rid, count, sync_args, results) -> None:
     try:
-        got, start, end = peer.receive(channel, row, rid, count, Sync(*sync_args, report=None))
+        sync = Sync(*sync_args, report=None, rid=rid)
+        got, start, end = peer.receive(channel, row, rid, count, sync)
         indices, problem = messages.check_received(got, row.size)
         results.put(("reader", rid, start, end, indices, problem))
     except BaseException as exc:
@@ -196,7 +197,8 @@ def run_throughput(peer: Any, row: Any, count: int, timeout: float) -> dict:
     total = count * row.writers
     results = ctx.Queue()
     done, finished = ctx.Event(), ctx.Event()
-    sync_args = (ctx.Barrier(row.writers + row.readers), done, finished)
+    tally = ctx.RawArray("q", row.readers) if row.readers > 1 else None
+    sync_args = (ctx.Barrier(row.writers + row.readers), done, finished, tally, total)
     per_reader = total if row.readers == 1 else None
     targets = [(_reader_main, (peer, channel, row, r, per_reader, sync_args, results))
                for r in range(row.readers)]
@@ -244,7 +246,7 @@ def run_pingpong(peer: Any, row: Any, count: int, timeout: float) -> dict:
     tmp = tempfile.mkdtemp(prefix="ffbench-")
     channel = peer.setup(row, tmp, ctx)
     results, finished = ctx.Queue(), ctx.Event()
-    sync_args = (ctx.Barrier(2), ctx.Event(), finished)
+    sync_args = (ctx.Barrier(2), ctx.Event(), finished, None, 0)
     targets = [(_echo_main, (peer, channel, row, WARMUP + count, sync_args, results)),
                (_ping_main, (peer, channel, row, count, sync_args, results))]
     got: dict = {}

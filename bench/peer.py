@@ -24,9 +24,12 @@ if hasattr(time, "CLOCK_MONOTONIC"):
 else:  # pragma: no cover - every POSIX system has it
     now = time.monotonic_ns
 
-#: How long a reader of a multi-reader run waits for more before checking whether
-#: the writers are done (multi-reader runs cannot count: who gets what is not known).
+#: How long a reader of a multi-reader run waits for more before checking whether the
+#: writers are done and the readers' counts add up (who gets what is not known ahead).
 IDLE = 0.05
+#: How long readers wait for messages still in flight after the writers are done (a
+#: lost message is then reported by the delivery check).
+GIVE_UP = 10.0
 
 
 class Sync:
@@ -38,13 +41,20 @@ class Sync:
                  returns; a peer that must stay connected calls it earlier).
     ``done``     event: every writer has sent everything (multi-reader rows).
     ``finished`` event: every reader (or the ping-pong client) has everything.
+    ``all_received(n)``  a multi-reader row's reader, idle after ``done``, has ``n``
+                 messages: True once the readers' published counts add up to every
+                 message sent (or after ``GIVE_UP`` s, when the check will report the loss).
     """
 
-    def __init__(self, barrier: Any, done: Any, finished: Any,
-                 report: Callable[[], None] | None) -> None:
+    def __init__(self, barrier: Any, done: Any, finished: Any, tally: Any, expected: int,
+                 report: Callable[[], None] | None, rid: int = -1) -> None:
         self._barrier = barrier
         self._report = report
         self._sent = False
+        self._tally = tally
+        self._expected = expected
+        self._rid = rid
+        self._give_up = 0.0
         self.start = 0
         self.done = done
         self.finished = finished
@@ -58,6 +68,16 @@ class Sync:
         if not self._sent and self._report is not None:
             self._sent = True
             self._report()
+
+    def all_received(self, n: int) -> bool:
+        # A lull after the writers are done does not mean everything arrived: a peer that
+        # sends asynchronously (pyzmq's I/O thread) can still have messages in flight.
+        if self._tally is None:
+            return True
+        self._tally[self._rid] = n  # lock-free shared memory, one slot per reader
+        if not self._give_up:
+            self._give_up = time.monotonic() + GIVE_UP
+        return sum(self._tally) >= self._expected or time.monotonic() > self._give_up
 
 
 class Peer:
@@ -152,19 +172,21 @@ def missing(module: str) -> str | None:
 
 
 def receive_until_done(take: Callable[[], Any], add: Callable[[Any], Any],
-                       idle: type[BaseException], sync: Sync, start: int) -> int:
-    """The receive loop of a multi-reader row: ``add(take())`` until the writers are done.
+                       idle: type[BaseException], sync: Sync, start: int,
+                       received: Callable[[], int]) -> int:
+    """The receive loop of a multi-reader row: ``add(take())`` until every message is in.
 
     ``take`` waits at most ``IDLE`` and raises ``idle`` when nothing came; once
-    ``sync.done`` is set such a timeout ends the loop.  Returns the time the last
-    message arrived (``start`` if none did).
+    ``sync.done`` is set such a timeout ends the loop if the readers' counts
+    (``received()`` messages here) add up to all that was sent.  Returns the time the
+    last message arrived (``start`` if none did).
     """
     end = start
     while True:
         try:
             add(take())
         except idle:
-            if sync.done.is_set():
+            if sync.done.is_set() and sync.all_received(received()):
                 return end
             continue
         end = now()

@@ -74,7 +74,7 @@ class FasterFifo(Peer):
             take, add = functools.partial(channel.get_many, True, IDLE, 1000), out.extend
         else:
             take, add = functools.partial(channel.get, True, IDLE), out.append
-        return out, start, receive_until_done(take, add, queue.Empty, sync, start)
+        return out, start, receive_until_done(take, add, queue.Empty, sync, start, out.__len__)
 
     def echo(self, channel, row, count, sync):
         req, resp = channel
@@ -139,7 +139,8 @@ class Zmq(Peer):
                     append(recv())
                 return out, start, now()
             sock.rcvtimeo = int(IDLE * 1000)
-            return out, start, receive_until_done(sock.recv, out.append, zmq.Again, sync, start)
+            return out, start, receive_until_done(sock.recv, out.append, zmq.Again, sync, start,
+                                                      out.__len__)
         finally:
             sock.close(linger=0)
             ctx.term()
@@ -229,7 +230,7 @@ class PosixMQ(Peer):
         # (message, priority) pairs: the priorities are dropped after the clock stops.
         got: list = []
         take = functools.partial(receive, IDLE)
-        end = receive_until_done(take, got.append, posix_ipc.BusyError, sync, start)
+        end = receive_until_done(take, got.append, posix_ipc.BusyError, sync, start, got.__len__)
         return [m for m, _ in got], start, end
 
     def echo(self, channel, row, count, sync):

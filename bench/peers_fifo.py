@@ -86,7 +86,7 @@ class FastFifo(Peer):
                     get_many, extend, got = r.get_many, out.extend, 0
                     while got < count:
                         batch = get_many(1000)
-                        extend(batch.tolist() if False else list(batch))
+                        extend(batch)
                         got += len(batch)
                 else:
                     get, append = r.get, out.append
@@ -95,7 +95,8 @@ class FastFifo(Peer):
                 return out, start, now()
             take = functools.partial(r.get_many if row.batched else r.get, timeout=IDLE)
             add = out.extend if row.batched else out.append
-            return out, start, receive_until_done(take, add, fastfifo.Empty, sync, start)
+            return out, start, receive_until_done(take, add, fastfifo.Empty, sync, start,
+                                                      out.__len__)
 
     def echo(self, channel, row, count, sync):
         import fastfifo
@@ -309,6 +310,7 @@ class FastFifoViews(FastFifo):
                 end = now()
             else:
                 take = functools.partial(get, timeout=IDLE)
-                end = receive_until_done(take, keep, fastfifo.Empty, sync, start)
+                end = receive_until_done(take, keep, fastfifo.Empty, sync, start,
+                                         lambda: sum(map(len, batches)))
         # The clock has stopped: copy out for the delivery check only.
         return [m for b in batches for m in b.tolist()], start, end
