@@ -89,6 +89,18 @@ def drain(readers, timeout=0.0, rounds=10_000):
     raise AssertionError("the readers never went quiet")
 
 
+def collect(reader, n, seconds):
+    """get_many() until ``n`` messages came or ``seconds`` passed (an upper bound, not a wait)."""
+    got = []
+    deadline = time.monotonic() + seconds
+    while len(got) < n and time.monotonic() < deadline:
+        try:
+            got += reader.get_many(timeout=0.1)
+        except fastfifo.Empty:
+            pass
+    return got
+
+
 def in_thread(fn, *args):
     """Run fn in a thread; (thread, result list) -- result gets [value] or [exception]."""
     out = []
@@ -658,13 +670,7 @@ def test_shared_reader_and_a_whole_frame_larger_than_the_peek_window(ff, fifo):
     with ff.Reader(fifo, shared=True) as r:
         fd = os.open(fifo, os.O_WRONLY)
         t, _ = in_thread(os.write, fd, frame(b"B" * 300_000) + frame(b"after"))
-        got = []
-        deadline = time.monotonic() + 1.5
-        while len(got) < 2 and time.monotonic() < deadline:
-            try:
-                got += r.get_many(timeout=0.1)
-            except fastfifo.Empty:
-                pass
+        got = collect(r, 2, 1.5)
         t.join(5)
         os.close(fd)
         assert [len(m) for m in got] == [300_000, 5]
@@ -676,13 +682,7 @@ def test_shared_lines_reader_and_a_line_longer_than_the_peek_window(ff, fifo):
     with ff.Reader(fifo, framing="lines", shared=True) as r:
         fd = os.open(fifo, os.O_WRONLY)
         os.write(fd, b"L" * 300_000 + b"\nnext\n")
-        got = []
-        deadline = time.monotonic() + 1.5
-        while len(got) < 2 and time.monotonic() < deadline:
-            try:
-                got += r.get_many(timeout=0.1)
-            except fastfifo.Empty:
-                pass
+        got = collect(r, 2, 1.5)
         os.close(fd)
         assert [len(m) for m in got] == [300_000, 4]
 
@@ -853,13 +853,7 @@ def test_shared_reader_and_a_frame_larger_than_a_small_pipe(ff, fifo, framing):
             data = frame(big) + frame(b"after") if framing == "frames" else big + b"\nafter\n"
             fd = os.open(fifo, os.O_WRONLY)
             t, out = in_thread(os.write, fd, data)  # blocks until the reader takes it
-            got = []
-            deadline = time.monotonic() + 10
-            while len(got) < 2 and time.monotonic() < deadline:
-                try:
-                    got += r.get_many(timeout=0.1)
-                except fastfifo.Empty:
-                    pass
+            got = collect(r, 2, 10)
             t.join(5)
             os.close(fd)
             assert out == [len(data)]

@@ -42,17 +42,26 @@ FORCE_EXACT_CLAIMS = False
 
 
 if TYPE_CHECKING:  # type checkers see the compiled core's API (_core.pyi) as the base
-    from ._core import ReaderCore as _ReaderBase
-    from ._core import WriterCore as _WriterBase
+    from ._core import ReaderCore as _CoreReader
+    from ._core import WriterCore as _CoreWriter
 else:  # at run time classes_for() mixes these classes into either core's classes
-    _WriterBase = _ReaderBase = object
+    _CoreWriter = _CoreReader = object
 
 
-def _framing_code(framing: str) -> int:
+def _prepare(
+    path: str | os.PathLike[str], framing: str, max_message_size: int, create: bool
+) -> tuple[str, int]:
+    """What Writer and Reader check before opening: (path as str, framing code)."""
+    p = os.fspath(path)
     try:
-        return _FRAMINGS[framing]
+        code = _FRAMINGS[framing]
     except (KeyError, TypeError):
         raise ValueError(f"framing must be 'frames' or 'lines', not {framing!r}") from None
+    if max_message_size < 1:
+        raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
+    if create:
+        mkfifo(p, exist_ok=True)
+    return p, code
 
 
 # Readers alive in this process: after fork() the child's copies are closed (see
@@ -96,6 +105,11 @@ def _name_the_fifo(exc: BaseException, path: str) -> None:
         exc.filename = path
 
 
+def _endpoint_repr(self: Any) -> str:
+    state = "closed" if self.closed else f"fd={self.fileno()}"
+    return f"<fastfifo.{type(self).__name__} {self.path!r} framing={self.framing!r} {state}>"
+
+
 def _no_pickle(self: Any) -> Any:
     raise TypeError(
         f"a {type(self).__name__} cannot be pickled or sent to another process; pass the "
@@ -103,7 +117,7 @@ def _no_pickle(self: Any) -> Any:
     )
 
 
-class Writer(_WriterBase):
+class Writer(_CoreWriter):
     """Sends whole messages into a FIFO; safe with any number of concurrent writers.
 
     Parameters
@@ -156,12 +170,7 @@ class Writer(_WriterBase):
         buffered: bool = False,
     ) -> None:
         super().__init__()
-        p = os.fspath(path)
-        code = _framing_code(framing)
-        if max_message_size < 1:
-            raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
-        if create:
-            mkfifo(p, exist_ok=True)
+        p, code = _prepare(path, framing, max_message_size, create)
         fd = open_writer_fd(p, open_timeout, strict_permissions=strict_permissions)
         lock_fd = -1
         try:
@@ -194,14 +203,11 @@ class Writer(_WriterBase):
         finally:
             super().close()
 
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else f"fd={self.fileno()}"
-        return f"<fastfifo.Writer {self.path!r} framing={self.framing!r} {state}>"
-
+    __repr__ = _endpoint_repr
     __reduce__ = _no_pickle
 
 
-class Reader(_ReaderBase):
+class Reader(_CoreReader):
     """Receives whole messages from a FIFO (one Reader per FIFO).
 
     Parameters
@@ -245,12 +251,7 @@ class Reader(_ReaderBase):
         create: bool = False,
     ) -> None:
         super().__init__()
-        p = os.fspath(path)
-        code = _framing_code(framing)
-        if max_message_size < 1:
-            raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
-        if create:
-            mkfifo(p, exist_ok=True)
+        p, code = _prepare(path, framing, max_message_size, create)
         # O_RDWR keeps a writer on the FIFO (ours), so read() never returns 0
         # and poll() never reports a level-triggered POLLHUP when the last
         # writer leaves: no spinning, and the next writer is simply read on.
@@ -284,10 +285,7 @@ class Reader(_ReaderBase):
         self.shared = shared
         _live_readers.add(self)
 
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else f"fd={self.fileno()}"
-        return f"<fastfifo.Reader {self.path!r} framing={self.framing!r} {state}>"
-
+    __repr__ = _endpoint_repr
     __reduce__ = _no_pickle
 
 
