@@ -44,7 +44,7 @@ from multiprocessing import context as _mp_context
 from multiprocessing import reduction as _mp_reduction
 from multiprocessing import util as _mp_util
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, overload
 
 from . import _core_py
 from ._backend import core as _default_core
@@ -154,7 +154,8 @@ class Queue(Generic[T]):
         the Queue to child processes.
     raw : bool
         Send and receive bytes as they are (no serialiser): ``put`` takes a
-        bytes-like object, ``get`` returns ``bytes``.
+        bytes-like object, ``get`` returns ``bytes``.  Type checkers see
+        ``Queue(raw=True)`` as a ``Queue[bytes]`` and refuse ``dumps``/``loads`` with it.
     max_message_size : int
         Largest serialised message (64 MiB default).  Messages above
         ``max_atomic_message`` (4088 bytes on Linux) travel as fragments under the
@@ -172,6 +173,51 @@ class Queue(Generic[T]):
     when a process starts; and with ``maxsize=0`` the queue is bounded by the pipe
     (``put`` blocks when 1 MiB of messages are waiting) rather than unbounded.
     """
+
+    # For type checkers: Queue(raw=True) is a Queue[bytes]; dumps/loads only without raw.
+    @overload
+    def __init__(
+        self: Queue[bytes],
+        path: str | os.PathLike[str] | None = None,
+        maxsize: int = 0,
+        *,
+        raw: Literal[True],
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        pipe_size: int | None = DEFAULT_PIPE_SIZE,
+        strict_permissions: bool = True,
+        create: bool = True,
+        _backend: str | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        maxsize: int = 0,
+        *,
+        dumps: Callable[[Any], Any] | None = None,
+        loads: Callable[[bytes], Any] | None = None,
+        raw: Literal[False] = False,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        pipe_size: int | None = DEFAULT_PIPE_SIZE,
+        strict_permissions: bool = True,
+        create: bool = True,
+        _backend: str | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        maxsize: int = 0,
+        *,
+        raw: bool,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        pipe_size: int | None = DEFAULT_PIPE_SIZE,
+        strict_permissions: bool = True,
+        create: bool = True,
+        _backend: str | None = None,
+    ) -> None: ...
 
     def __init__(
         self,

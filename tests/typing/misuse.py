@@ -46,6 +46,9 @@ def queue_and_aio_mistakes(path: str) -> None:
     name: str = jobs.get()  # type: ignore[assignment]
     fastfifo.aio.Writer(42)  # type: ignore[arg-type]
     fastfifo.aio.Reader(fastfifo.Writer(path))  # type: ignore[arg-type]
+    raw = fastfifo.Queue(path, raw=True)
+    raw.put("text")  # type: ignore[arg-type]
+    fastfifo.Queue(path, raw=True, dumps=repr)  # type: ignore[call-overload]
     del name
 
 

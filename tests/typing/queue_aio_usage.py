@@ -42,7 +42,15 @@ def an_unannotated_queue_holds_anything() -> None:
 
 
 def raw_queue(path: str) -> fastfifo.Queue[bytes]:
-    return fastfifo.Queue(path, raw=True, max_message_size=1 << 20)
+    q = fastfifo.Queue(path, raw=True, max_message_size=1 << 20)
+    assert_type(q, fastfifo.Queue[bytes])  # raw=True: bytes in, bytes out
+    assert_type(q.get(timeout=0.0), bytes)
+    return q
+
+
+def raw_chosen_at_run_time(raw: bool) -> None:
+    q = fastfifo.Queue(raw=raw)
+    assert_type(q, fastfifo.Queue[Any])
 
 
 async def service(path: str) -> int:
