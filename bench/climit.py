@@ -95,15 +95,17 @@ class CLimit(Peer):
             pipe = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             reader = subprocess.Popen([binary, "read", path, str(total), str(row.size)], **pipe)
             writers = [
-                subprocess.Popen([binary, "write", path, str(count), str(row.size),
-                                  str(w * count), mode], **pipe)
+                subprocess.Popen(
+                    [binary, "write", path, str(count), str(row.size), str(w * count), mode], **pipe
+                )
                 for w in range(row.writers)
             ]
             results = _collect([*writers, reader], timeout)
         problems = [r["status"] for r in results if r["status"] != "ok"]
         if problems:
-            return {"status": problems[0] if problems[0].startswith("FAIL") else
-                    "FAIL: " + problems[0]}
+            return {
+                "status": problems[0] if problems[0].startswith("FAIL") else "FAIL: " + problems[0]
+            }
         start = min(int(r["start"]) for r in results[:-1])
         span = (int(results[-1]["end"]) - start) / 1e9
         return {"status": "ok", "seconds": span, "messages": total}
@@ -116,13 +118,19 @@ class CLimit(Peer):
             os.mkfifo(req, 0o600)
             os.mkfifo(resp, 0o600)
             pipe = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            server = subprocess.Popen([binary, "pong", req, resp, str(count + warmup),
-                                       str(row.size)], **pipe)
-            client = subprocess.Popen([binary, "ping", req, resp, str(count), str(row.size),
-                                       str(warmup)], **pipe)
+            server = subprocess.Popen(
+                [binary, "pong", req, resp, str(count + warmup), str(row.size)], **pipe
+            )
+            client = subprocess.Popen(
+                [binary, "ping", req, resp, str(count), str(row.size), str(warmup)], **pipe
+            )
             srv, cli = _collect([client, server], timeout)[::-1]
         if cli["status"] != "ok" or srv["status"] != "ok":
             bad = cli["status"] if cli["status"] != "ok" else srv["status"]
             return {"status": bad if bad.startswith("FAIL") else "FAIL: " + bad}
-        return {"status": "ok", "median_ns": int(cli["median_ns"]), "p99_ns": int(cli["p99_ns"]),
-                "messages": count}
+        return {
+            "status": "ok",
+            "median_ns": int(cli["median_ns"]),
+            "p99_ns": int(cli["p99_ns"]),
+            "messages": count,
+        }

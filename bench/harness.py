@@ -117,8 +117,9 @@ def _writer_main(peer, channel, row, wid, count, sync_args, results) -> None:
     sync = Sync(*sync_args, report=lambda: results.put(("writer", wid, sync.start)))
     try:
         payloads = messages.make_payloads(wid * count, count, row.size)
-        items = (messages.batches(payloads, messages.batch_size(row.size))
-                 if row.batched else payloads)
+        items = (
+            messages.batches(payloads, messages.batch_size(row.size)) if row.batched else payloads
+        )
         peer.send(channel, row, wid, items, sync)
         sync.sent()
     except BaseException as exc:
@@ -200,10 +201,14 @@ def run_throughput(peer: Any, row: Any, count: int, timeout: float) -> dict:
     tally = ctx.RawArray("q", row.readers) if row.readers > 1 else None
     sync_args = (ctx.Barrier(row.writers + row.readers), done, finished, tally, total)
     per_reader = total if row.readers == 1 else None
-    targets = [(_reader_main, (peer, channel, row, r, per_reader, sync_args, results))
-               for r in range(row.readers)]
-    targets += [(_writer_main, (peer, channel, row, w, count, sync_args, results))
-                for w in range(row.writers)]
+    targets = [
+        (_reader_main, (peer, channel, row, r, per_reader, sync_args, results))
+        for r in range(row.readers)
+    ]
+    targets += [
+        (_writer_main, (peer, channel, row, w, count, sync_args, results))
+        for w in range(row.writers)
+    ]
     starts: list[int] = []
     ends: list[int] = []
     parts: list[bytes] = []
@@ -234,8 +239,12 @@ def run_throughput(peer: Any, row: Any, count: int, timeout: float) -> dict:
     if failure or problems:
         return {"status": failure or problems[0], "note": note}
     status = messages.check_indices(parts, total, ordered=row.writers == 1 and row.readers == 1)
-    return {"status": status or "ok", "seconds": (max(ends) - min(starts)) / 1e9,
-            "messages": total, "note": note}
+    return {
+        "status": status or "ok",
+        "seconds": (max(ends) - min(starts)) / 1e9,
+        "messages": total,
+        "note": note,
+    }
 
 
 def run_pingpong(peer: Any, row: Any, count: int, timeout: float) -> dict:
@@ -247,8 +256,10 @@ def run_pingpong(peer: Any, row: Any, count: int, timeout: float) -> dict:
     channel = peer.setup(row, tmp, ctx)
     results, finished = ctx.Queue(), ctx.Event()
     sync_args = (ctx.Barrier(2), ctx.Event(), finished, None, 0)
-    targets = [(_echo_main, (peer, channel, row, WARMUP + count, sync_args, results)),
-               (_ping_main, (peer, channel, row, count, sync_args, results))]
+    targets = [
+        (_echo_main, (peer, channel, row, WARMUP + count, sync_args, results)),
+        (_ping_main, (peer, channel, row, count, sync_args, results)),
+    ]
     got: dict = {}
 
     def on_report(report: tuple) -> bool:
@@ -295,8 +306,9 @@ def prepare(peer: Any, row: Any, seconds: float, progress: Progress | None = Non
 
     A Result whose status is not "ok" afterwards is final (n/a, not installed, failed pilot).
     """
-    result = Result(row=row.key, peer=peer.key, label=peer.label(row), status="ok",
-                    kind=row.kind, size=row.size)
+    result = Result(
+        row=row.key, peer=peer.key, label=peer.label(row), status="ok", kind=row.kind, size=row.size
+    )
     reason = peer.unavailable() or peer.unsupported(row)
     if reason:
         result.status = reason
@@ -329,8 +341,9 @@ def repeat(peer: Any, row: Any, result: Result) -> None:
         result.status = run["status"]
 
 
-def measure_row(row: Any, peers: list, reps: int, seconds: float,
-                progress: Progress | None = None) -> list[Result]:
+def measure_row(
+    row: Any, peers: list, reps: int, seconds: float, progress: Progress | None = None
+) -> list[Result]:
     """All ``peers`` on one ``row``, repetitions interleaved (peer A, B, C, A, B, C...).
 
     Interleaving spreads slow drifts of a noisy machine over every peer alike, so the

@@ -110,5 +110,7 @@ def check_indices(parts: list[bytes], total: int, ordered: bool) -> str | None:
         return "FAIL: messages out of order" if ordered else None
     distinct = set(got)
     missing = sum(1 for i in range(total) if i not in distinct)
-    return (f"FAIL: {len(got)} received for {total} sent "
-            f"({len(got) - len(distinct)} duplicates, {missing} missing)")
+    return (
+        f"FAIL: {len(got)} received for {total} sent "
+        f"({len(got) - len(distinct)} duplicates, {missing} missing)"
+    )

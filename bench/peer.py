@@ -19,6 +19,7 @@ from typing import Any
 #: Monotonic nanoseconds, the same clock as the C limit's CLOCK_MONOTONIC, so
 #: timestamps from different processes can be compared.
 if hasattr(time, "CLOCK_MONOTONIC"):
+
     def now() -> int:
         return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 else:  # pragma: no cover - every POSIX system has it
@@ -46,8 +47,16 @@ class Sync:
                  message sent (or after ``GIVE_UP`` s, when the check will report the loss).
     """
 
-    def __init__(self, barrier: Any, done: Any, finished: Any, tally: Any, expected: int,
-                 report: Callable[[], None] | None, rid: int = -1) -> None:
+    def __init__(
+        self,
+        barrier: Any,
+        done: Any,
+        finished: Any,
+        tally: Any,
+        expected: int,
+        report: Callable[[], None] | None,
+        rid: int = -1,
+    ) -> None:
         self._barrier = barrier
         self._report = report
         self._sent = False
@@ -143,8 +152,9 @@ class Peer:
         """Send ``items`` (payloads, or lists of payloads for batched rows)."""
         raise NotImplementedError
 
-    def receive(self, channel: Any, row: Any, rid: int, count: int | None,
-                sync: Sync) -> tuple[list, int, int]:
+    def receive(
+        self, channel: Any, row: Any, rid: int, count: int | None, sync: Sync
+    ) -> tuple[list, int, int]:
         """Receive; returns (messages, start time, time the last message arrived).
 
         ``count`` is the exact number to receive when there is one reader.  With
@@ -171,9 +181,14 @@ def missing(module: str) -> str | None:
     return None
 
 
-def receive_until_done(take: Callable[[], Any], add: Callable[[Any], Any],
-                       idle: type[BaseException], sync: Sync, start: int,
-                       received: Callable[[], int]) -> int:
+def receive_until_done(
+    take: Callable[[], Any],
+    add: Callable[[Any], Any],
+    idle: type[BaseException],
+    sync: Sync,
+    start: int,
+    received: Callable[[], int],
+) -> int:
     """The receive loop of a multi-reader row: ``add(take())`` until every message is in.
 
     ``take`` waits at most ``IDLE`` and raises ``idle`` when nothing came; once

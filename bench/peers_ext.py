@@ -85,8 +85,9 @@ class FasterFifo(Peer):
     def ping(self, channel, row, payloads, sync):
         req, resp = channel
         sync.ready()
-        return ping_loop(lambda m: req.put(m, True, FOREVER),
-                          lambda: resp.get(True, FOREVER), payloads)
+        return ping_loop(
+            lambda m: req.put(m, True, FOREVER), lambda: resp.get(True, FOREVER), payloads
+        )
 
 
 class Zmq(Peer):
@@ -139,8 +140,11 @@ class Zmq(Peer):
                     append(recv())
                 return out, start, now()
             sock.rcvtimeo = int(IDLE * 1000)
-            return out, start, receive_until_done(sock.recv, out.append, zmq.Again, sync, start,
-                                                      out.__len__)
+            return (
+                out,
+                start,
+                receive_until_done(sock.recv, out.append, zmq.Again, sync, start, out.__len__),
+            )
         finally:
             sock.close(linger=0)
             ctx.term()
@@ -196,8 +200,11 @@ class PosixMQ(Peer):
         return None
 
     def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
-        return (_make_mq(row.size), _make_mq(row.size)) if row.kind == "pingpong" \
+        return (
+            (_make_mq(row.size), _make_mq(row.size))
+            if row.kind == "pingpong"
             else _make_mq(row.size)
+        )
 
     def note(self, channel: Any) -> str:
         mq = channel[0] if isinstance(channel, tuple) else channel
@@ -259,8 +266,9 @@ def _make_mq(size: int) -> Any:
     for depth in (256, 64, 10):
         name = f"/ffbench-{os.getpid()}-{next(_names)}"
         try:
-            return posix_ipc.MessageQueue(name, posix_ipc.O_CREX, max_messages=depth,
-                                          max_message_size=size)
+            return posix_ipc.MessageQueue(
+                name, posix_ipc.O_CREX, max_messages=depth, max_message_size=size
+            )
         except (ValueError, OSError, posix_ipc.Error) as exc:
             error = exc
     limit = ""

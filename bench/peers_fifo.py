@@ -95,8 +95,11 @@ class FastFifo(Peer):
                 return out, start, now()
             take = functools.partial(r.get_many if row.batched else r.get, timeout=IDLE)
             add = out.extend if row.batched else out.append
-            return out, start, receive_until_done(take, add, fastfifo.Empty, sync, start,
-                                                      out.__len__)
+            return (
+                out,
+                start,
+                receive_until_done(take, add, fastfifo.Empty, sync, start, out.__len__),
+            )
 
     def echo(self, channel, row, count, sync):
         import fastfifo
@@ -133,8 +136,10 @@ def _probe(size: int, shared: bool) -> str | None:
                 w.put(bytes(size), timeout=5)
             except fastfifo.MessageTooLargeError:
                 limit = getattr(w, "max_atomic_message", "?")
-                return (f"not supported yet: {size}-byte messages raise MessageTooLargeError "
-                        f"(limit {limit} B)")
+                return (
+                    f"not supported yet: {size}-byte messages raise MessageTooLargeError "
+                    f"(limit {limit} B)"
+                )
             if reader.get(timeout=5) != bytes(size):
                 return "FAIL: probe message came back different"
     return None
@@ -227,7 +232,7 @@ class OsRead(Peer):
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _read_frames(fd: int, count: int, deliver: Any) -> None:
@@ -310,7 +315,8 @@ class FastFifoViews(FastFifo):
                 end = now()
             else:
                 take = functools.partial(get, timeout=IDLE)
-                end = receive_until_done(take, keep, fastfifo.Empty, sync, start,
-                                         lambda: sum(map(len, batches)))
+                end = receive_until_done(
+                    take, keep, fastfifo.Empty, sync, start, lambda: sum(map(len, batches))
+                )
         # The clock has stopped: copy out for the delivery check only.
         return [m for b in batches for m in b.tolist()], start, end

@@ -60,8 +60,11 @@ class MpQueue(_MpQueues):
                 append(get())
             return out, start, now()
         take = functools.partial(channel.get, timeout=IDLE)
-        return out, start, receive_until_done(take, out.append, queue.Empty, sync, start,
-                                                  out.__len__)
+        return (
+            out,
+            start,
+            receive_until_done(take, out.append, queue.Empty, sync, start, out.__len__),
+        )
 
 
 class MpSimpleQueue(_MpQueues):

@@ -14,8 +14,9 @@ from .workloads import quick_cases
 QUICK_SECONDS = 0.3
 
 
-def run_quick(reps: int = 3, seconds: float = QUICK_SECONDS,
-              progress: Progress | None = None) -> list[Result]:
+def run_quick(
+    reps: int = 3, seconds: float = QUICK_SECONDS, progress: Progress | None = None
+) -> list[Result]:
     """Measures the quick subset; returns one Result per (workload, peer)."""
     results: list[Result] = []
     for row, peers in harness.by_row(quick_cases()):

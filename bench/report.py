@@ -31,8 +31,9 @@ def _cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     if sys.platform == "darwin":
-        proc = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True
+        )
         return proc.stdout.strip() or "?"
     return platform.processor() or "?"
 
@@ -56,8 +57,9 @@ def machine() -> dict[str, Any]:
     try:
         import fastfifo
 
-        info["fastfifo"] = (f"{fastfifo.__version__} (backend: {fastfifo.backend}; "
-                            f"source {_source_revision()})")
+        info["fastfifo"] = (
+            f"{fastfifo.__version__} (backend: {fastfifo.backend}; source {_source_revision()})"
+        )
     except ImportError as exc:
         info["fastfifo"] = f"not importable ({exc})"
     info["faster-fifo"] = _version("faster-fifo")
@@ -72,9 +74,13 @@ def machine() -> dict[str, Any]:
     if sys.platform.startswith("linux"):
         info["pipe-max-size"] = _read("/proc/sys/fs/pipe-max-size")
         info["mqueue msg_max / msgsize_max"] = (
-            f"{_read('/proc/sys/fs/mqueue/msg_max')} / {_read('/proc/sys/fs/mqueue/msgsize_max')}")
-    cc = subprocess.run([os.environ.get("CC", "cc"), "--version"], capture_output=True,
-                        text=True) if _which_cc() else None
+            f"{_read('/proc/sys/fs/mqueue/msg_max')} / {_read('/proc/sys/fs/mqueue/msgsize_max')}"
+        )
+    cc = (
+        subprocess.run([os.environ.get("CC", "cc"), "--version"], capture_output=True, text=True)
+        if _which_cc()
+        else None
+    )
     info["cc"] = cc.stdout.splitlines()[0] if cc and cc.stdout else "not found"
     return info
 
@@ -90,8 +96,12 @@ def load_average() -> str:
 def _source_revision() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        proc = subprocess.run(["git", "-C", here, "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(
+            ["git", "-C", here, "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     return proc.stdout.strip() or "?"
@@ -158,7 +168,7 @@ def _not_applicable(group: list[Result], workload: str, columns: int) -> list[st
     reasons: dict[str, list[str]] = {}
     for r in group:
         if r.status.startswith("n/a"):
-            reasons.setdefault(r.status[len("n/a: "):], []).append(r.peer)
+            reasons.setdefault(r.status[len("n/a: ") :], []).append(r.peer)
     if not reasons:
         return []
     text = "; ".join(f"{', '.join(names)} ({why})" for why, names in reasons.items())
@@ -175,12 +185,18 @@ def markdown(results: list[Result], titles: dict[str, str]) -> str:
         if out:
             out.append("")
         if kind == "throughput":
-            out += ["| workload | peer | msg/s (median) | min – max "  # noqa: RUF001
-                    "| MB/s | fastfifo ÷ peer | delivery |", "|---|---|---:|---:|---:|---:|---|"]
+            out += [
+                "| workload | peer | msg/s (median) | min – max "  # noqa: RUF001
+                "| MB/s | fastfifo ÷ peer | delivery |",
+                "|---|---|---:|---:|---:|---:|---|",
+            ]
         else:
-            out += ["| workload | peer | round trip µs (median) "
-                    "| min – max of medians "  # noqa: RUF001 (ranges take an en dash)
-                    "| p99 µs | peer ÷ fastfifo | delivery |", "|---|---|---:|---:|---:|---:|---|"]
+            out += [
+                "| workload | peer | round trip µs (median) "
+                "| min – max of medians "  # noqa: RUF001 (ranges take an en dash)
+                "| p99 µs | peer ÷ fastfifo | delivery |",
+                "|---|---|---:|---:|---:|---:|---|",
+            ]
         for group in groups:
             ff = _fastfifo(results, group[0].row)
             first = True
@@ -192,19 +208,31 @@ def markdown(results: list[Result], titles: dict[str, str]) -> str:
                 spread = r.spread()
                 if kind == "throughput":
                     ratio = ff.rate / r.rate if ff and ff.rate and r.rate else None
-                    figures = [_si(r.rate),
-                               f"{_si(spread[0])} – {_si(spread[1])}"  # noqa: RUF001
-                               if spread else "—", _mb(r.mbps)]
+                    figures = [
+                        _si(r.rate),
+                        f"{_si(spread[0])} – {_si(spread[1])}"  # noqa: RUF001
+                        if spread
+                        else "—",
+                        _mb(r.mbps),
+                    ]
                 else:
                     base = ff.latency() if ff else None
                     ratio = r.latency() / base if base and r.latency() else None
-                    figures = [_us(r.latency()),
-                               f"{_us(spread[0])} – {_us(spread[1])}"  # noqa: RUF001
-                               if spread else "—", _us(r.latency("p99_ns"))]
-                out.append(f"| {workload} | {_peer_cell(r)} | " + " | ".join(figures)
-                           + f" | {_ratio(ratio)} | {_delivery(r)} |")
-            out += _not_applicable(group, titles.get(group[0].row, group[0].row) if first
-                                   else "", 7)
+                    figures = [
+                        _us(r.latency()),
+                        f"{_us(spread[0])} – {_us(spread[1])}"  # noqa: RUF001
+                        if spread
+                        else "—",
+                        _us(r.latency("p99_ns")),
+                    ]
+                out.append(
+                    f"| {workload} | {_peer_cell(r)} | "
+                    + " | ".join(figures)
+                    + f" | {_ratio(ratio)} | {_delivery(r)} |"
+                )
+            out += _not_applicable(
+                group, titles.get(group[0].row, group[0].row) if first else "", 7
+            )
     return "\n".join(out) + "\n"
 
 
@@ -216,32 +244,86 @@ TARGETS = [
     ("1→1 64 B put/get ≥ 5x multiprocessing.Queue", "1to1-64B-put", "mp.Queue", "1to1-64B-put", 5),
     ("1→1 64 B put/get ≥ 4x faster-fifo get", "1to1-64B-put", "faster-fifo", "1to1-64B-put", 4),
     ("1→1 64 B put/get ≥ 1.2x pyzmq", "1to1-64B-put", "pyzmq", "1to1-64B-put", 1.2),
-    ("1→1 64 B batched ≥ 10x faster-fifo get_many", "1to1-64B-batch", "faster-fifo",
-     "1to1-64B-batch", 10),
+    (
+        "1→1 64 B batched ≥ 10x faster-fifo get_many",
+        "1to1-64B-batch",
+        "faster-fifo",
+        "1to1-64B-batch",
+        10,
+    ),
     ("1→1 64 B batched ≥ 0.3x packed C", "1to1-64B-batch", "C", "1to1-64B-batch", 0.3),
     ("1→1 1 KiB batched ≥ 0.8x packed C (MB/s)", "1to1-1KiB-batch", "C", "1to1-1KiB-batch", 0.8),
-    ("1→1 4000 B batched ≥ 0.8x packed C (MB/s)", "1to1-4000B-batch", "C", "1to1-4000B-batch",
-     0.8),
-    ("1→1 64 KiB put/get ≥ 1.0x faster-fifo (MB/s)", "1to1-64KiB-put", "faster-fifo",
-     "1to1-64KiB-put", 1.0),
-    ("1→1 64 KiB batched ≥ 1.0x faster-fifo (MB/s)", "1to1-64KiB-batch", "faster-fifo",
-     "1to1-64KiB-batch", 1.0),
-    ("4→4 64 B shared readers (batched) ≥ 1.5x pyzmq PUSH/PULL", "4to4-64B-batch", "pyzmq",
-     "4to4-64B-put", 1.5),
-    ("4→4 64 B shared readers (batched) ≥ 2x faster-fifo get_many", "4to4-64B-batch",
-     "faster-fifo", "4to4-64B-batch", 2),
+    ("1→1 4000 B batched ≥ 0.8x packed C (MB/s)", "1to1-4000B-batch", "C", "1to1-4000B-batch", 0.8),
+    (
+        "1→1 64 KiB put/get ≥ 1.0x faster-fifo (MB/s)",
+        "1to1-64KiB-put",
+        "faster-fifo",
+        "1to1-64KiB-put",
+        1.0,
+    ),
+    (
+        "1→1 64 KiB batched ≥ 1.0x faster-fifo (MB/s)",
+        "1to1-64KiB-batch",
+        "faster-fifo",
+        "1to1-64KiB-batch",
+        1.0,
+    ),
+    (
+        "4→4 64 B shared readers (batched) ≥ 1.5x pyzmq PUSH/PULL",
+        "4to4-64B-batch",
+        "pyzmq",
+        "4to4-64B-put",
+        1.5,
+    ),
+    (
+        "4→4 64 B shared readers (batched) ≥ 2x faster-fifo get_many",
+        "4to4-64B-batch",
+        "faster-fifo",
+        "4to4-64B-batch",
+        2,
+    ),
     # The same rows with fastfifo's fast modes: Writer(buffered=True) for per-message put,
     # get_batch() for zero-copy receive.
-    ("1→1 64 B put (buffered=True)/get ≥ 1.0x C one write() per message", "1to1-64B-put", "C",
-     "1to1-64B-put", 1.0, "fastfifo-buffered"),
-    ("1→1 64 B put (buffered=True)/get ≥ 1.2x pyzmq", "1to1-64B-put", "pyzmq", "1to1-64B-put",
-     1.2, "fastfifo-buffered"),
-    ("1→1 64 B zero-copy batch receive ≥ 0.5x packed C", "1to1-64B-batch", "C",
-     "1to1-64B-batch", 0.5, "fastfifo-views"),
-    ("1→1 1 KiB batched, zero-copy ≥ 0.8x packed C (MB/s)", "1to1-1KiB-batch", "C",
-     "1to1-1KiB-batch", 0.8, "fastfifo-views"),
-    ("1→1 4000 B batched, zero-copy ≥ 0.8x packed C (MB/s)", "1to1-4000B-batch", "C",
-     "1to1-4000B-batch", 0.8, "fastfifo-views"),
+    (
+        "1→1 64 B put (buffered=True)/get ≥ 1.0x C one write() per message",
+        "1to1-64B-put",
+        "C",
+        "1to1-64B-put",
+        1.0,
+        "fastfifo-buffered",
+    ),
+    (
+        "1→1 64 B put (buffered=True)/get ≥ 1.2x pyzmq",
+        "1to1-64B-put",
+        "pyzmq",
+        "1to1-64B-put",
+        1.2,
+        "fastfifo-buffered",
+    ),
+    (
+        "1→1 64 B zero-copy batch receive ≥ 0.5x packed C",
+        "1to1-64B-batch",
+        "C",
+        "1to1-64B-batch",
+        0.5,
+        "fastfifo-views",
+    ),
+    (
+        "1→1 1 KiB batched, zero-copy ≥ 0.8x packed C (MB/s)",
+        "1to1-1KiB-batch",
+        "C",
+        "1to1-1KiB-batch",
+        0.8,
+        "fastfifo-views",
+    ),
+    (
+        "1→1 4000 B batched, zero-copy ≥ 0.8x packed C (MB/s)",
+        "1to1-4000B-batch",
+        "C",
+        "1to1-4000B-batch",
+        0.8,
+        "fastfifo-views",
+    ),
 ]
 
 
@@ -257,13 +339,21 @@ def targets(results: list[Result]) -> list[dict[str, Any]]:
         other = _find(results, peer_row, peer)
         out.append(_target(text, ff, other, lambda r: r.rate, lambda x, m=minimum: x >= m))
     ff, c = _find(results, "pingpong-64B", "fastfifo"), _find(results, "pingpong-64B", "C")
-    out.append(_target("ping-pong 64 B median ≤ 1.3x the C round trip (fastfifo ÷ C)", ff, c,
-                       lambda r: r.latency(), lambda x: x <= 1.3))
+    out.append(
+        _target(
+            "ping-pong 64 B median ≤ 1.3x the C round trip (fastfifo ÷ C)",
+            ff,
+            c,
+            lambda r: r.latency(),
+            lambda x: x <= 1.3,
+        )
+    )
     return out
 
 
-def _target(text: str, ff: Result | None, other: Result | None, figure: Any,
-            good: Any) -> dict[str, Any]:
+def _target(
+    text: str, ff: Result | None, other: Result | None, figure: Any, good: Any
+) -> dict[str, Any]:
     row: dict[str, Any] = {"target": text, "ratio": None, "met": None, "why": ""}
     for who, r in (("fastfifo", ff), ("peer", other)):
         if r is None:
@@ -294,8 +384,12 @@ def machine_markdown(info: dict[str, Any]) -> str:
 
 
 def write_json(path: str, results: list[Result], info: dict[str, Any], config: dict) -> None:
-    data = {"machine": info, "config": config, "results": [r.to_json() for r in results],
-            "targets": targets(results)}
+    data = {
+        "machine": info,
+        "config": config,
+        "results": [r.to_json() for r in results],
+        "targets": targets(results),
+    }
     with open(path, "w") as f:
         json.dump(data, f, indent=1)
         f.write("\n")
@@ -309,25 +403,39 @@ def plot(path: str, results: list[Result]) -> str | None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return ("--plot needs matplotlib, which is not installed "
-                "(pip install matplotlib, or pip install -e '.[bench]')")
+        return (
+            "--plot needs matplotlib, which is not installed "
+            "(pip install matplotlib, or pip install -e '.[bench]')"
+        )
     fig, axes = plt.subplots(2, 2, figsize=(15, 11))
     peers = list(dict.fromkeys(r.peer for r in results))
     palette = iter(plt.get_cmap("tab10").colors)
     colors = {p: "black" if p == "C" else next(palette) for p in peers}
     for ax, batched in ((axes[0][0], False), (axes[0][1], True)):
         suffix = "-batch" if batched else "-put"
-        title = "1→1 " + ("batched (put_many/get_many, packed writes)" if batched
-                          else "one message per call")
+        title = "1→1 " + (
+            "batched (put_many/get_many, packed writes)" if batched else "one message per call"
+        )
         drawn = 0
         for peer in peers:
-            pts = sorted((r.size, r.mbps) for r in results if r.peer == peer and r.rate
-                         and r.row.startswith("1to1-") and r.row.endswith(suffix))
+            pts = sorted(
+                (r.size, r.mbps)
+                for r in results
+                if r.peer == peer
+                and r.rate
+                and r.row.startswith("1to1-")
+                and r.row.endswith(suffix)
+            )
             if pts:
                 drawn += 1
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o--" if peer == "C" else "o-",
-                        label="C limit" if peer == "C" else peer, color=colors[peer],
-                        linewidth=3 if peer == "fastfifo" else 1.3)
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    "o--" if peer == "C" else "o-",
+                    label="C limit" if peer == "C" else peer,
+                    color=colors[peer],
+                    linewidth=3 if peer == "fastfifo" else 1.3,
+                )
         if not drawn:
             _empty(ax, title)
             continue
@@ -340,24 +448,43 @@ def plot(path: str, results: list[Result]) -> str | None:
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    _bars(axes[1][0], [r for r in results if r.kind == "throughput" and r.row.startswith("4to")],
-          lambda r: r.rate, "msg/s (log)", "4 writers: 4→1 and 4→4 (64 B)", colors, log=True)
-    _bars(axes[1][1], [r for r in results if r.kind == "pingpong"], lambda r: r.latency(),
-          "round trip µs (median; lower is better)", "ping-pong 64 B", colors, log=False)
+    _bars(
+        axes[1][0],
+        [r for r in results if r.kind == "throughput" and r.row.startswith("4to")],
+        lambda r: r.rate,
+        "msg/s (log)",
+        "4 writers: 4→1 and 4→4 (64 B)",
+        colors,
+        log=True,
+    )
+    _bars(
+        axes[1][1],
+        [r for r in results if r.kind == "pingpong"],
+        lambda r: r.latency(),
+        "round trip µs (median; lower is better)",
+        "ping-pong 64 B",
+        colors,
+        log=False,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
 
 
-def _bars(ax: Any, results: list[Result], value: Any, xlabel: str, title: str,
-          colors: dict, log: bool) -> None:
+def _bars(
+    ax: Any, results: list[Result], value: Any, xlabel: str, title: str, colors: dict, log: bool
+) -> None:
     shown = [r for r in results if value(r)]
     if not shown:
         _empty(ax, title)
         return
-    labels = [f"{r.row.split('-')[0].replace('to', '→')} {r.row.split('-')[-1]} · {r.label}"
-              if r.kind == "throughput" else r.label for r in shown]
+    labels = [
+        f"{r.row.split('-')[0].replace('to', '→')} {r.row.split('-')[-1]} · {r.label}"
+        if r.kind == "throughput"
+        else r.label
+        for r in shown
+    ]
     ax.barh(range(len(shown)), [value(r) for r in shown], color=[colors[r.peer] for r in shown])
     ax.set_yticks(range(len(shown)))
     ax.set_yticklabels(labels, fontsize=7)
@@ -371,6 +498,13 @@ def _bars(ax: Any, results: list[Result], value: Any, xlabel: str, title: str,
 
 def _empty(ax: Any, title: str) -> None:
     ax.set_title(title)
-    ax.text(0.5, 0.5, "not measured in this run", ha="center", va="center",
-            transform=ax.transAxes, color="gray")
+    ax.text(
+        0.5,
+        0.5,
+        "not measured in this run",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        color="gray",
+    )
     ax.set_axis_off()

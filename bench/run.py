@@ -77,27 +77,51 @@ class Progress:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="bench/run.py", description=__doc__.split("\n\n")[0],
-        epilog="Rows: " + ", ".join(r.key for r in all_rows()) + ". Peers: "
-        + ", ".join(p.key for p in all_peers()) + ".")
-    p.add_argument("--quick", action="store_true",
-                   help="only 1→1 64 B (one at a time and batched), fastfifo vs os.read; "
-                        "well under a minute")
-    p.add_argument("--only", action="append", default=[], metavar="PATTERN",
-                   help="keep ROW:PEER keys containing PATTERN (a glob if it has * ? [); "
-                        "repeatable; see --list")
-    p.add_argument("--reps", type=int, default=3, help="timed runs per case (default 3; "
-                   "the median is reported, min-max shown)")
-    p.add_argument("--seconds", type=float, default=None,
-                   help="target length of one timed run; the message count is calibrated "
-                        "by a pilot run (default 0.5, 0.3 with --quick)")
+        prog="bench/run.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Rows: "
+        + ", ".join(r.key for r in all_rows())
+        + ". Peers: "
+        + ", ".join(p.key for p in all_peers())
+        + ".",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="only 1→1 64 B (one at a time and batched), fastfifo vs os.read; well under a minute",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="keep ROW:PEER keys containing PATTERN (a glob if it has * ? [); "
+        "repeatable; see --list",
+    )
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=3,
+        help="timed runs per case (default 3; the median is reported, min-max shown)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="target length of one timed run; the message count is calibrated "
+        "by a pilot run (default 0.5, 0.3 with --quick)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write every run as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="also draw a PNG (needs matplotlib)")
     p.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
     p.add_argument("--list", action="store_true", help="print the ROW:PEER keys and exit")
-    p.add_argument("--from-json", metavar="FILE", action="append",
-                   help="measure nothing: render the report (and --plot) from --json files; "
-                        "repeat to merge, a later file's workloads replacing an earlier one's")
+    p.add_argument(
+        "--from-json",
+        metavar="FILE",
+        action="append",
+        help="measure nothing: render the report (and --plot) from --json files; "
+        "repeat to merge, a later file's workloads replacing an earlier one's",
+    )
     args = p.parse_args(argv)
     if args.reps < 1:
         p.error("--reps must be at least 1")
@@ -122,19 +146,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no ROW:PEER matches {args.only}; see --list", file=sys.stderr)
         return 2
     if args.plot and _no_matplotlib():
-        print("--plot needs matplotlib, which is not installed here "
-              "(pip install matplotlib, or pip install -e '.[bench]'); going on without it",
-              file=sys.stderr)
+        print(
+            "--plot needs matplotlib, which is not installed here "
+            "(pip install matplotlib, or pip install -e '.[bench]'); going on without it",
+            file=sys.stderr,
+        )
         args.plot = None
 
     info = report.machine()
     info["load average at the start"] = report.load_average()
     if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
-        print(f"note: the machine is busy (load average {info['load average at the start']}); "
-              "figures will be noisy", file=sys.stderr)
-    print(f"fastfifo {info['fastfifo']} on {info['cpu']} ({info['cores']} cores), "
-          f"{info['kernel']}, {info['python']}: {len(cases)} cases, {args.reps} runs each",
-          file=sys.stderr)
+        print(
+            f"note: the machine is busy (load average {info['load average at the start']}); "
+            "figures will be noisy",
+            file=sys.stderr,
+        )
+    print(
+        f"fastfifo {info['fastfifo']} on {info['cpu']} ({info['cores']} cores), "
+        f"{info['kernel']}, {info['python']}: {len(cases)} cases, {args.reps} runs each",
+        file=sys.stderr,
+    )
     groups = harness.by_row(cases)
     progress = Progress(len(groups))
     results: list = []
@@ -149,8 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     info["load average at the end"] = report.load_average()
 
     titles = {row.key: row.title for row, _ in cases}
-    config = {"reps": args.reps, "seconds": args.seconds, "quick": args.quick,
-              "only": args.only, "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
+    config = {
+        "reps": args.reps,
+        "seconds": args.seconds,
+        "quick": args.quick,
+        "only": args.only,
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+    }
     if args.json:
         report.write_json(args.json, results, info, config)
         print(f"wrote {args.json}", file=sys.stderr)
@@ -180,19 +216,26 @@ def rerender(args: argparse.Namespace) -> int:
             found.setdefault(r["row"], []).append(harness.Result.from_json(r))
         rows.update(found)
     order = [row.key for row in all_rows()]
-    results = [r for key in sorted(rows, key=lambda k: order.index(k) if k in order else 99)
-               for r in rows[key]]
+    results = [
+        r
+        for key in sorted(rows, key=lambda k: order.index(k) if k in order else 99)
+        for r in rows[key]
+    ]
     titles = {row.key: row.title for row in all_rows()}
     output(args, results, render(results, titles, data["machine"], data["config"]))
     return 0
 
 
 def render(results: list, titles: dict, info: dict, config: dict) -> str:
-    parts = ["## Machine\n", report.machine_markdown(info),
-             f"\n{config['reps']} timed runs per case of about {config['seconds']} s each "
-             "(message count calibrated by a pilot run); "
-             "median shown, min – max beside it.\n",  # noqa: RUF001 (a range: an en dash)
-             "\n## Results\n", report.markdown(results, titles)]
+    parts = [
+        "## Machine\n",
+        report.machine_markdown(info),
+        f"\n{config['reps']} timed runs per case of about {config['seconds']} s each "
+        "(message count calibrated by a pilot run); "
+        "median shown, min – max beside it.\n",  # noqa: RUF001 (a range: an en dash)
+        "\n## Results\n",
+        report.markdown(results, titles),
+    ]
     measured = [t for t in report.targets(results) if "row not run" not in t["why"]]
     if any(t["ratio"] is not None or "not measured" not in t["why"] for t in measured):
         parts += ["\n## Targets (issue 4)\n", report.targets_markdown(measured)]

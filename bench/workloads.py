@@ -57,8 +57,19 @@ def all_rows() -> list[Row]:
 
 
 def all_peers() -> list[Peer]:
-    return [FastFifo(), FastFifoBuffered(), FastFifoViews(), CLimit(), OsRead(), MpQueue(),
-            MpSimpleQueue(), MpPipe(), FasterFifo(), Zmq(), PosixMQ()]
+    return [
+        FastFifo(),
+        FastFifoBuffered(),
+        FastFifoViews(),
+        CLimit(),
+        OsRead(),
+        MpQueue(),
+        MpSimpleQueue(),
+        MpPipe(),
+        FasterFifo(),
+        Zmq(),
+        PosixMQ(),
+    ]
 
 
 def quick_cases() -> list[tuple[Row, Peer]]:
@@ -80,7 +91,7 @@ def select(cases: list[tuple[Row, Peer]], patterns: list[str]) -> list[tuple[Row
         key = f"{row.key}:{peer.key}".lower()
         for pattern in patterns:
             p = pattern.lower()
-            if (fnmatch.fnmatchcase(key, p) if any(c in p for c in "*?[") else p in key):
+            if fnmatch.fnmatchcase(key, p) if any(c in p for c in "*?[") else p in key:
                 kept.append((row, peer))
                 break
     return kept

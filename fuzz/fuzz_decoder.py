@@ -44,9 +44,7 @@ with atheris.instrument_imports(include=["fastfifo", "test_fuzz"]):
 
 KNOWN = os.environ.get("FUZZ_KNOWN_BUGS", "") not in ("", "0")
 LANES = [x for x in os.environ.get("FUZZ_LANES", "").split(",") if x] or (
-    test_fuzz.DEFAULT_LANES
-    + test_fuzz.EXACT_LANES
-    + (test_fuzz.KNOWN_BUG_LANES if KNOWN else [])
+    test_fuzz.DEFAULT_LANES + test_fuzz.EXACT_LANES + (test_fuzz.KNOWN_BUG_LANES if KNOWN else [])
 )
 test_fuzz._set_hang_seconds(float(os.environ.get("FUZZ_HANG_SECONDS", "5")))
 

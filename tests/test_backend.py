@@ -20,7 +20,11 @@ def test_env_var_selects_the_pure_python_core():
     env = dict(os.environ, FASTFIFO_NO_EXTENSIONS="1")
     out = subprocess.run(
         [sys.executable, "-c", "import fastfifo; print(fastfifo.backend)"],
-        env=env, capture_output=True, text=True, check=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     assert out == "python\n"
 

@@ -194,6 +194,7 @@ def test_concurrent_getters_in_threads_each_message_once(ff, fifo):
     seen = []
     lock = threading.Lock()
     with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+
         def consume():
             while True:
                 try:

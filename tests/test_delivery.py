@@ -101,8 +101,13 @@ def test_message_types_and_sizes_round_trip(ff, fifo):
     with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
         limit = w.max_atomic_message
         assert limit == fastfifo.PIPE_BUF - 8
-        for m in [b"", b"a", bytearray(b"bytearray"), memoryview(b"xmemoryviewx")[1:-1],
-                  b"\x00" * limit]:
+        for m in [
+            b"",
+            b"a",
+            bytearray(b"bytearray"),
+            memoryview(b"xmemoryviewx")[1:-1],
+            b"\x00" * limit,
+        ]:
             w.put(m)
             assert r.get(timeout=5) == bytes(m)
 

@@ -56,8 +56,9 @@ def test_random_bytes_with_magic_bytes_never_crash_or_deliver_garbage(ff, fifo):
             os.write(fd, rng.randbytes(3000))
         out = drain(r)
         os.close(fd)
-        assert all(isinstance(x, (fastfifo.CorruptStreamError, fastfifo.MessageTooLargeError))
-                   for x in out)
+        assert all(
+            isinstance(x, (fastfifo.CorruptStreamError, fastfifo.MessageTooLargeError)) for x in out
+        )
         assert r.buffer_capacity <= 2 * (1 << 20) + 4096 + 8
 
 
@@ -134,8 +135,9 @@ def test_errors_after_good_messages_do_not_lose_them(ff, fifo):
         os.close(fd)
 
 
-_settings = settings(max_examples=60, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+_settings = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @_settings
@@ -162,8 +164,9 @@ def test_any_chunking_of_a_valid_stream_decodes_exactly(ff, fifo, msgs, cuts):
     parts=st.lists(
         st.one_of(
             st.tuples(st.just("msg"), st.binary(max_size=200)),
-            st.tuples(st.just("junk"), st.binary(min_size=1, max_size=50).filter(
-                lambda b: 0xFA not in b)),
+            st.tuples(
+                st.just("junk"), st.binary(min_size=1, max_size=50).filter(lambda b: 0xFA not in b)
+            ),
         ),
         max_size=30,
     )

@@ -68,22 +68,29 @@ def _read_ids(path):
     return list(ids)
 
 
-def _run_shared(backend, fifo, tmp_path, *, writers, readers, per_writer, kill=0, max_batch=20,
-                exact=False):
+def _run_shared(
+    backend, fifo, tmp_path, *, writers, readers, per_writer, kill=0, max_batch=20, exact=False
+):
     done = KillSafeFlag()  # readers are SIGKILLed: no multiprocessing.Event/Value locks
     progress = KillSafeCounters(readers)
     largest = fastfifo.PIPE_BUF - 8
     outs = [str(tmp_path / f"reader{i}.ids") for i in range(readers)]
-    rprocs = [CTX.Process(target=_shared_reader,
-                          args=(backend, fifo, outs[i], done, progress, i, max_batch, exact))
-              for i in range(readers)]
+    rprocs = [
+        CTX.Process(
+            target=_shared_reader,
+            args=(backend, fifo, outs[i], done, progress, i, max_batch, exact),
+        )
+        for i in range(readers)
+    ]
     for p in rprocs:
         p.start()
     ns = endpoints(backend)
     # Hold the FIFO open so writers can open before the readers are up.
     keeper = ns.Reader(fifo, shared=True)
-    wprocs = [CTX.Process(target=_writer, args=(backend, fifo, w, per_writer, largest, w % 2))
-              for w in range(writers)]
+    wprocs = [
+        CTX.Process(target=_writer, args=(backend, fifo, w, per_writer, largest, w % 2))
+        for w in range(writers)
+    ]
     for p in wprocs:
         p.start()
     killed = []
@@ -112,8 +119,9 @@ def _run_shared(backend, fifo, tmp_path, *, writers, readers, per_writer, kill=0
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_four_writers_four_shared_readers_exactly_once(backend, fifo, tmp_path):
-    per_reader, _, total = _run_shared(backend, fifo, tmp_path, writers=4, readers=4,
-                                       per_writer=20_000)
+    per_reader, _, total = _run_shared(
+        backend, fifo, tmp_path, writers=4, readers=4, per_writer=20_000
+    )
     every = [i for ids in per_reader for i in ids]
     assert len(every) == total
     assert len(set(every)) == total  # no duplicates
@@ -123,8 +131,9 @@ def test_four_writers_four_shared_readers_exactly_once(backend, fifo, tmp_path):
 
 def test_exact_read_claims_without_tee_are_exactly_once_too(fifo, tmp_path):
     """The macOS claim path (no tee): exercised here by switching tee off."""
-    per_reader, _, _ = _run_shared(BACKENDS[0], fifo, tmp_path, writers=2, readers=3,
-                                       per_writer=5_000, exact=True)
+    per_reader, _, _ = _run_shared(
+        BACKENDS[0], fifo, tmp_path, writers=2, readers=3, per_writer=5_000, exact=True
+    )
     every = [i for ids in per_reader for i in ids]
     assert sorted(every) == sorted({w << 32 | s for w in range(2) for s in range(5_000)})
 
@@ -132,8 +141,16 @@ def test_exact_read_claims_without_tee_are_exactly_once_too(fifo, tmp_path):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigkill_shared_readers_one_after_another(backend, fifo, tmp_path):
     max_batch = 10
-    per_reader, killed, _ = _run_shared(backend, fifo, tmp_path, writers=4, readers=4,
-                                        per_writer=10_000, kill=3, max_batch=max_batch)
+    per_reader, killed, _ = _run_shared(
+        backend,
+        fifo,
+        tmp_path,
+        writers=4,
+        readers=4,
+        per_writer=10_000,
+        kill=3,
+        max_batch=max_batch,
+    )
     every = [i for ids in per_reader for i in ids]
     assert len(every) == len(set(every)), "a message was delivered twice"
     sent = {w << 32 | s for w in range(4) for s in range(10_000)}
@@ -247,13 +264,22 @@ def test_shell_echo_loops_into_three_shared_lines_readers(backend, fifo, tmp_pat
     n = 1500
     done = CTX.Event()
     outs = [str(tmp_path / f"lines{i}.txt") for i in range(3)]
-    readers = [CTX.Process(target=_lines_reader, args=(backend, fifo, outs[i], done))
-               for i in range(3)]
+    readers = [
+        CTX.Process(target=_lines_reader, args=(backend, fifo, outs[i], done)) for i in range(3)
+    ]
     keeper = endpoints(backend).Reader(fifo, framing="lines", shared=True)
     for p in readers:
         p.start()
-    loops = [subprocess.Popen(["sh", "-c", f'i=1; while [ $i -le {n} ]; do echo "w{w}-$i" > '
-                               f'"{fifo}"; i=$((i+1)); done']) for w in range(3)]
+    loops = [
+        subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                f'i=1; while [ $i -le {n} ]; do echo "w{w}-$i" > "{fifo}"; i=$((i+1)); done',
+            ]
+        )
+        for w in range(3)
+    ]
     for s in loops:
         assert s.wait(120) == 0
     done.set()
@@ -322,8 +348,15 @@ def test_orphan_fragments_are_dropped_not_delivered(ff, fifo):
 
     with ff.Reader(fifo) as r:
         fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.write(fd, encode_header(2, 3) + b"mid" + encode_header(3, 3) + b"end"
-                 + encode_header(0, 2) + b"ok")
+        os.write(
+            fd,
+            encode_header(2, 3)
+            + b"mid"
+            + encode_header(3, 3)
+            + b"end"
+            + encode_header(0, 2)
+            + b"ok",
+        )
         os.close(fd)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -16,10 +16,12 @@ import fastfifo
 def test_echo_and_printf_into_a_lines_reader(ff, fifo):
     with ff.Reader(fifo, framing="lines") as r:
         subprocess.run(["sh", "-c", f"echo hi > '{fifo}'"], check=True, timeout=30)
-        subprocess.run(["sh", "-c", f"printf 'one\\ntwo\\n\\nthree\\n' > '{fifo}'"],
-                       check=True, timeout=30)
-        subprocess.run(["sh", "-c", f"for i in 1 2 3; do echo line$i; done > '{fifo}'"],
-                       check=True, timeout=30)
+        subprocess.run(
+            ["sh", "-c", f"printf 'one\\ntwo\\n\\nthree\\n' > '{fifo}'"], check=True, timeout=30
+        )
+        subprocess.run(
+            ["sh", "-c", f"for i in 1 2 3; do echo line$i; done > '{fifo}'"], check=True, timeout=30
+        )
         got = []
         while len(got) < 8:
             got += r.get_many(timeout=5)
@@ -28,8 +30,7 @@ def test_echo_and_printf_into_a_lines_reader(ff, fifo):
 
 def test_unterminated_last_line_is_delivered_at_eof(ff, fifo):
     with ff.Reader(fifo, framing="lines", stop_at_eof=True) as r:
-        subprocess.run(["sh", "-c", f"printf 'a\\nno newline' > '{fifo}'"], check=True,
-                       timeout=30)
+        subprocess.run(["sh", "-c", f"printf 'a\\nno newline' > '{fifo}'"], check=True, timeout=30)
         assert list(r) == [b"a", b"no newline"]
 
 
@@ -86,7 +87,10 @@ def test_broken_pipe_error_in_a_child_whose_sigpipe_is_default(fifo, backend):
     r = fastfifo.Reader(fifo)
     child = subprocess.Popen(
         [sys.executable, "-c", _SIGPIPE_CHILD, fifo, backend],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert child.stdout.readline() == "ready\n"

@@ -53,6 +53,7 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(".queue", __name__).Queue
     raise AttributeError(f"module 'fastfifo' has no attribute {name!r}")
 
+
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_PIPE_SIZE",

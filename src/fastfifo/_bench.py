@@ -35,6 +35,7 @@ def _payloads(count: int, size: int) -> list[bytes]:
 
 # ------------------------------------------------------------------ producers (child side)
 
+
 def _produce_fastfifo(path: str, count: int, size: int, batch: int, ready: Any, go: Any) -> None:
     msgs = _payloads(count, size)
     with fastfifo.Writer(path) as w:
@@ -67,6 +68,7 @@ def _produce_os_write(path: str, count: int, size: int, batch: int, ready: Any, 
 
 
 # ------------------------------------------------------------------ consumers (this process)
+
 
 def _consume_fastfifo(reader: Any, count: int, batch: int) -> list[bytes]:
     out: list[bytes] = []
@@ -101,6 +103,7 @@ def _consume_os_read(fd: int, count: int) -> list[bytes]:
 
 # ------------------------------------------------------------------ one measured run
 
+
 def _wait_ready(ready: Any, p: Any) -> None:
     while not ready.wait(0.1):
         if not p.is_alive():
@@ -117,8 +120,9 @@ def _run_once(kind: str, count: int, size: int, batch: int) -> tuple[float, str]
     try:
         if kind == "fastfifo":
             with fastfifo.Reader(path) as r:
-                p = ctx.Process(target=_produce_fastfifo,
-                                args=(path, count, size, batch, ready, go))
+                p = ctx.Process(
+                    target=_produce_fastfifo, args=(path, count, size, batch, ready, go)
+                )
                 p.start()
                 _wait_ready(ready, p)
                 t0 = time.perf_counter()
@@ -172,14 +176,16 @@ def run(
             rates.append(rate)
             checks.append(check)
         bad = [c for c in checks if c != "ok"]
-        results.append({
-            "row": label,
-            "msg_per_s": statistics.median(rates),
-            "min": min(rates),
-            "max": max(rates),
-            "mb_per_s": statistics.median(rates) * size / 1e6,
-            "delivery": bad[0] if bad else "ok",
-        })
+        results.append(
+            {
+                "row": label,
+                "msg_per_s": statistics.median(rates),
+                "min": min(rates),
+                "max": max(rates),
+                "mb_per_s": statistics.median(rates) * size / 1e6,
+                "delivery": bad[0] if bad else "ok",
+            }
+        )
     return {
         "machine": machine(),
         "count": count,

@@ -176,8 +176,17 @@ class Writer(_CoreWriter):
         try:
             self.pipe_size = set_pipe_size(fd, pipe_size)
             lock_fd, ofd = _writer_lock(p, fd)
-            self._configure(fd, p, code, PIPE_BUF, self._core.sigpipe_is_default(),
-                            max_message_size, lock_fd, ofd, buffered)
+            self._configure(
+                fd,
+                p,
+                code,
+                PIPE_BUF,
+                self._core.sigpipe_is_default(),
+                max_message_size,
+                lock_fd,
+                ofd,
+                buffered,
+            )
         except BaseException as exc:
             os.close(fd)
             if lock_fd not in (-1, fd):
@@ -263,14 +272,28 @@ class Reader(_CoreReader):
             wlock_fd, ofd = _writer_lock(p, fd)
             if wlock_fd != fd:
                 owned.append(wlock_fd)
-            self._configure(fd, p, code, max_message_size, max(self.pipe_size, 65536),
-                            stop_at_eof, wlock_fd, ofd)
+            self._configure(
+                fd,
+                p,
+                code,
+                max_message_size,
+                max(self.pipe_size, 65536),
+                stop_at_eof,
+                wlock_fd,
+                ofd,
+            )
             owned = []  # the core closes them from here on
             if shared:
                 rlock_fd = fd if LOCKS_ON_FIFOS else sidecar_lock(p, ".readers.lock")
                 peek_r, peek_w, null = shared_reader_fds(fd)
-                self._share(rlock_fd, peek_r, peek_w, null, PEEK_WINDOW,
-                            self._core.HAVE_TEE and not FORCE_EXACT_CLAIMS)
+                self._share(
+                    rlock_fd,
+                    peek_r,
+                    peek_w,
+                    null,
+                    PEEK_WINDOW,
+                    self._core.HAVE_TEE and not FORCE_EXACT_CLAIMS,
+                )
         except BaseException as exc:
             if self.closed is False and self.path is not None:
                 self.close()
@@ -299,7 +322,11 @@ def classes_for(core: ModuleType) -> tuple[type[Writer], type[Reader]]:
     """
     made = []
     for api, base in ((Writer, core.WriterCore), (Reader, core.ReaderCore)):
-        namespace = {"__module__": "fastfifo", "__qualname__": api.__name__,
-                     "__doc__": api.__doc__, "_core": core}
+        namespace = {
+            "__module__": "fastfifo",
+            "__qualname__": api.__name__,
+            "__doc__": api.__doc__,
+            "_core": core,
+        }
         made.append(type(api.__name__, (api, base), namespace))
     return made[0], made[1]

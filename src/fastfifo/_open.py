@@ -125,8 +125,10 @@ def open_fifo(path: str, flags: int, *, strict_permissions: bool = True) -> int:
             raise _not_a_fifo(path, _describe(os.lstat(path).st_mode).capitalize()) from None
         if e.errno in (errno.EACCES, errno.EPERM):
             raise PermissionError(
-                e.errno, f"{e.strerror}: no permission to open the FIFO "
-                "(check its owner and mode with `ls -l`)", path
+                e.errno,
+                f"{e.strerror}: no permission to open the FIFO "
+                "(check its owner and mode with `ls -l`)",
+                path,
             ) from None
         raise
     try:

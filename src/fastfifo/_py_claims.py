@@ -1,5 +1,4 @@
-"""The pure core's shared-reader claims (twin of ``_claims.pxi``).
-"""
+"""The pure core's shared-reader claims (twin of ``_claims.pxi``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The pure core's endpoint base: fd, wake-up pipe and call lock (twin of ``_endpoint.pxi``).
-"""
+"""The pure core's endpoint base: fd, wake-up pipe and call lock (twin of ``_endpoint.pxi``)."""
 
 from __future__ import annotations
 

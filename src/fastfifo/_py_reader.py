@@ -45,8 +45,6 @@ class MessageBatch:
         return f"<fastfifo.MessageBatch of {len(self._messages)} messages>"
 
 
-
-
 class ReaderCore(_ClaimingReader):
     """Reads into one buffer and cuts whole messages out of it; see the Cython core."""
 
@@ -84,7 +82,6 @@ class ReaderCore(_ClaimingReader):
                 return -1
             if self._wait_data(deadline) == 0:
                 return 0
-
 
     def _end_of_stream(self) -> bytes:
         n = len(self._buf) - self._start

@@ -39,7 +39,6 @@ from ._py_wire import (
 class _ReaderBase(_Endpoint):
     """A Reader's state, receive buffer and message parser (twin of ``_reader_base.pxi``)."""
 
-
     skipped_bytes: int
     dropped_messages: int
 

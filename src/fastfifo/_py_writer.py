@@ -1,5 +1,4 @@
-"""The pure core's WriterCore (twin of ``_writer.pxi``).
-"""
+"""The pure core's WriterCore (twin of ``_writer.pxi``)."""
 
 from __future__ import annotations
 

@@ -194,9 +194,7 @@ class Reader(_Endpoint):
     (``async with asyncio.timeout(1): msg = await r.get()``).
     """
 
-    def __init__(
-        self, source: str | os.PathLike[str] | _endpoints.Reader, **options: Any
-    ) -> None:
+    def __init__(self, source: str | os.PathLike[str] | _endpoints.Reader, **options: Any) -> None:
         super().__init__(source, options, _SyncReader, "Reader")
         shared = bool(getattr(self._sync, "shared", False))
         self._waiters = _Waiters(self._fd, SHARED_TICK if shared else None)

@@ -414,9 +414,7 @@ class Queue(Generic[T]):
         """``put(obj, block=False)``."""
         self.put(obj, False)
 
-    def put_many(
-        self, objs: Iterable[T], block: bool = True, timeout: float | None = None
-    ) -> None:
+    def put_many(self, objs: Iterable[T], block: bool = True, timeout: float | None = None) -> None:
         """Put several objects, packed into as few atomic writes as possible.
 
         Every object is serialised before anything is written.  On ``Full``,
