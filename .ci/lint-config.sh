@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Lint the GitHub workflow and Dependabot files with linters from PyPI, in a throwaway venv.
+# Lint the CI and packaging configuration with linters from PyPI, in a throwaway venv:
+# the GitHub workflows, dependabot.yml and pyproject.toml (including [tool.cibuildwheel]).
 # actionlint is not used: its PyPI wrapper downloads the binary from GitHub at install time.
 set -euo pipefail
 exec </dev/null
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-venv=$(mktemp -d "${TMPDIR:-/tmp}/fastfifo-lint-workflows.XXXXXX")
+venv=$(mktemp -d "${TMPDIR:-/tmp}/fastfifo-lint-config.XXXXXX")
 trap 'rm -rf "$venv"' EXIT
 "$PYTHON" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r .github/requirements/workflows.txt 2> >(grep -v "is ignored: it is neither" >&2)
+    -r .github/requirements/config-lint.txt 2> >(grep -v "is ignored: it is neither" >&2)
 
 "$venv/bin/check-jsonschema" --builtin-schema vendor.github-workflows .github/workflows/*.yml
 "$venv/bin/check-jsonschema" --builtin-schema vendor.dependabot .github/dependabot.yml
 # --offline: no GitHub API calls (no token here); every offline audit still runs.
 "$venv/bin/zizmor" --offline --persona=pedantic .github/
+# PEP 621 metadata, [tool.setuptools] and [tool.cibuildwheel] (a misspelt option fails here,
+# not in a release build on GitHub).
+"$venv/bin/validate-pyproject" pyproject.toml
