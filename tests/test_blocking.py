@@ -152,6 +152,23 @@ def test_default_reader_waits_for_the_next_writer_without_spinning(ff, fifo):
         assert r.get(timeout=5) == b"second"
 
 
+def test_reader_paced_for_a_busy_writer_sleeps_once_the_writer_stops(ff, fifo):
+    # Bytes waiting at each read mark the writer busy, and get() then paces its reads
+    # (the compiled core spins up to 3 us between them). Once the pipe runs dry the
+    # wait must be poll(), not a spin: no CPU burnt while nothing arrives.
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+        for round_ in range(3):
+            msgs = [b"%d-%d" % (round_, i) for i in range(2000)]
+            w.put_many(msgs)
+            assert [r.get(timeout=5) for _ in msgs] == msgs
+        cpu0 = time.process_time()
+        with pytest.raises(fastfifo.Empty):
+            r.get(timeout=0.5)
+        assert time.process_time() - cpu0 < 0.1
+        w.put(b"after")
+        assert r.get(timeout=5) == b"after"
+
+
 def test_writer_open_times_out_without_a_reader(ff, fifo):
     t0 = time.monotonic()
     with pytest.raises(TimeoutError, match="no reader") as e:

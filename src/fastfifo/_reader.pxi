@@ -3,6 +3,11 @@
 
 # ---------------------------------------------------------------- reader: public calls
 
+#: Least time between two reads while the writer is busy and the caller takes each
+#: message at once (see ReaderCore._fill).  3 us: 1, 3, 5 and 10 us gave 1.80M-1.85M
+#: msg/s in the 1->1 put/get A/B; a caller that spends this long per read never waits.
+cdef double READ_GAP = 3e-6
+
 cdef class ReaderCore(_ClaimingReader):
     """Reads into one growing buffer and cuts whole messages out of it.
 
@@ -18,22 +23,31 @@ cdef class ReaderCore(_ClaimingReader):
         """Read more bytes: 1 when some arrived, 0 on timeout, -1 at end of stream."""
         cdef Py_ssize_t r
         cdef int err, rev
+        cdef bint first = True
+        cdef double until
         if self.shared:
             return self._fill_shared(deadline)
         self._make_room(max(self.need - (self.end - self.start), 65536))
-        if self.drained:
-            # The pipe was empty at the last read: a read now would most likely be
-            # EAGAIN, so poll first (two syscalls per wake-up instead of three).
-            rev = self._wait_data(deadline)
-            if rev == 0:
-                return 0
-            if rev == -3:
-                return 1
+        if self.drained and self.busy:
+            # The writer is busy and the caller needed no time since the last read: a
+            # read now would bring a message or two, and every read() takes the pipe's
+            # mutex that each write() needs too, so re-reading at once slows the writer
+            # (1->1 put/get: 1.65M msg/s re-reading at once, 1.82M with this pause; see
+            # docs/guide.md, "Performance notes").  Leave READ_GAP seconds between
+            # reads, spinning without the GIL.  A read that finds the pipe empty ends
+            # this until bytes are again waiting when the caller comes back.
+            until = self.t_read + READ_GAP
+            with nogil:
+                while monotonic() < until:
+                    pass
         while True:
             with nogil:
                 r = read(self.fd, self.buf + self.end, self.cap - self.end)
                 err = errno
             if r > 0:
+                if first:
+                    self.busy = True  # bytes were waiting when the caller came back
+                    self.t_read = monotonic()
                 self.drained = r < self.cap - self.end
                 self.end += r
                 return 1
@@ -49,6 +63,8 @@ cdef class ReaderCore(_ClaimingReader):
                 if self._wait_data(deadline) == 0:
                     return 0
             elif err == EAGAIN:
+                if first:
+                    self.busy = first = False  # the caller is ahead of the writer
                 rev = self._wait_data(deadline)
                 if rev == 0:
                     return 0

@@ -16,6 +16,8 @@ cdef class _ReaderBase(_Endpoint):
     cdef bint skip_line       # lines: dropping the rest of an overlong line
     cdef bint resync          # frames: skipping garbage (already reported) to the next header
     cdef bint drained         # the last read() came back short: the pipe was empty then
+    cdef bint busy            # the last read found bytes waiting: the writer is busy
+    cdef double t_read        # monotonic time of the last read that returned bytes
     # a large message being reassembled from its fragments
     cdef object asm           # the bytes object being filled, or None
     cdef Py_ssize_t asm_total, asm_have
