@@ -522,3 +522,32 @@ def test_async_queue_with_a_worker_process(run):
         worker.join(30)
     assert worker.exitcode == 0
     assert sorted(got) == [(i, 2 * i) for i in range(300)]
+
+
+def _loads_refusing_poison(data: bytes) -> object:
+    import pickle
+
+    obj = pickle.loads(data)
+    if obj == "poison":
+        raise ValueError("cannot decode")
+    return obj
+
+
+def test_async_queue_keeps_the_messages_after_a_failed_loads(run):
+    # The blocking and async get paths share what a failed loads() left behind: the
+    # objects before the bad message, then its error, then the ones after it, in order.
+    q = fastfifo.Queue(loads=_loads_refusing_poison)
+    q.put_many([1, 2, "poison", 4, 5, 6])
+
+    async def main():
+        aq = aio.Queue(q)
+        first = await asyncio.wait_for(aq.get_many(), 10)
+        with pytest.raises(ValueError, match="cannot decode"):
+            await aq.get()
+        rest = [await asyncio.wait_for(aq.get(), 10), aq.get_nowait()]
+        return first, rest, q.get(timeout=5)
+
+    try:
+        assert run(main()) == ([1, 2], [4, 5], 6)
+    finally:
+        q.close()

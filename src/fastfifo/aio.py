@@ -680,15 +680,14 @@ class Queue(Generic[Item]):
             queue = SyncQueue(queue, **options)
         elif options:
             raise TypeError("options are for making a Queue; pass an open Queue alone")
-        self._queue: Any = queue
+        self._queue: _queue.Queue[Item] = queue
         self._reader: Reader | None = None
         self._writer: Writer | None = None
 
     @property
     def queue(self) -> _queue.Queue[Item]:
         """The underlying ``fastfifo.Queue``."""
-        sync: _queue.Queue[Item] = self._queue
-        return sync
+        return self._queue
 
     def _r(self) -> Reader:
         if self._reader is None:
@@ -739,28 +738,26 @@ class Queue(Generic[Item]):
 
     async def get(self) -> Item:
         """Wait for the next object and return it."""
-        q = self._queue
-        if q._stash or q._stash_error is not None:
-            stashed: Item = q._from_stash(1)[0]
-            return stashed
+        stashed = self._queue._take_stashed(1)
+        if stashed is not None:
+            return stashed[0]
         obj: Item = self._loads(await self._r().get())
         return obj
 
     def get_nowait(self) -> Item:
         """The next object if one is waiting, else ``fastfifo.Empty``."""
-        q = self._queue
-        if q._stash or q._stash_error is not None:
-            stashed: Item = q._from_stash(1)[0]
-            return stashed
+        stashed = self._queue._take_stashed(1)
+        if stashed is not None:
+            return stashed[0]
         obj: Item = self._loads(self._r().get_nowait())
         return obj
 
     async def get_many(self, max_messages: int = 1000) -> list[Item]:
         """Wait until an object is available; return 1 to ``max_messages`` of them."""
-        q = self._queue
-        if q._stash or q._stash_error is not None:
-            return list(q._from_stash(max_messages))
-        return list(q._decode_many(await self._r().get_many(max_messages)))
+        stashed = self._queue._take_stashed(max_messages)
+        if stashed is not None:
+            return stashed
+        return self._queue._decode_many(await self._r().get_many(max_messages))
 
     def qsize(self) -> int:
         return int(self._queue.qsize())

@@ -461,8 +461,9 @@ class Queue(Generic[T]):
         """
         if self._closed:
             self._check_open()
-        if self._stash or self._stash_error is not None:
-            return self._from_stash(1)[0]
+        stashed = self._take_stashed(1)
+        if stashed is not None:
+            return stashed[0]
         r = self._reader or self._open_reader()
         data = r.get(timeout if block else 0.0)
         loads = self._loads
@@ -487,8 +488,9 @@ class Queue(Generic[T]):
             self._check_open()
         if max_messages < 1:
             raise ValueError(f"max_messages must be >= 1, not {max_messages}")
-        if self._stash or self._stash_error is not None:
-            return self._from_stash(max_messages)
+        stashed = self._take_stashed(max_messages)
+        if stashed is not None:
+            return stashed
         r = self._reader or self._open_reader()
         return self._decode_many(r.get_many(max_messages, timeout if block else 0.0))
 
@@ -496,8 +498,13 @@ class Queue(Generic[T]):
         """``get_many(block=False, max_messages=max_messages)``."""
         return self.get_many(False, max_messages=max_messages)
 
-    def _from_stash(self, n: int) -> list[T]:
-        """Serve what a failed ``loads`` left behind: first its error, then the messages."""
+    def _take_stashed(self, n: int) -> list[T] | None:
+        """Up to ``n`` objects a failed ``loads`` left behind (its error first), else None.
+
+        Every get path (this class's and fastfifo.aio.Queue's) asks here first.
+        """
+        if not self._stash and self._stash_error is None:
+            return None
         err = self._stash_error
         if err is not None:
             self._stash_error = None
