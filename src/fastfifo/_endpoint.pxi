@@ -14,6 +14,7 @@ cdef class _Endpoint:
     cdef int wake_r
     cdef int wake_w
     cdef bint closing
+    cdef bint eof_select      # wait for POLLIN with select(), which sees the last writer leave
     cdef PyThread_type_lock lock
     cdef readonly object path
     cdef object closed_reason
@@ -91,6 +92,11 @@ cdef class _Endpoint:
             PyThread_release_lock(self.lock)
 
     @property
+    def _waits_in_select(self):
+        """Whether waits for data use select() (see ReaderCore._fill_select); for tests."""
+        return self.eof_select
+
+    @property
     def closed(self):
         """True once ``close()`` was called."""
         return self.closing
@@ -102,9 +108,13 @@ cdef class _Endpoint:
         return self.fd
 
     cdef int _wait(self, short events, double deadline) except -1:
-        """poll() the FIFO for ``events``; its revents, or 0 once the deadline passed."""
+        """poll() the FIFO for ``events``; its revents, or 0 once the deadline passed.
+
+        With ``eof_select`` a wait for POLLIN uses select() instead (see
+        ReaderCore._fill_select); readable is then reported as POLLIN.
+        """
         cdef px.pollfd fds[2]
-        cdef int ms, r, err
+        cdef int ms, r, err, fd_ready = 0, wake_ready = 0
         cdef double left
         while True:
             fds[0].fd = self.fd
@@ -118,9 +128,19 @@ cdef class _Endpoint:
             else:
                 left = deadline - monotonic()
                 ms = 0 if left <= 0 else <int>ceil(min(left, 86400.0) * 1000.0)
-            with nogil:
-                r = px.poll(fds, 2, ms)
-                err = errno
+            if self.eof_select and events == px.POLLIN:
+                with nogil:
+                    r = px.fastfifo_select_in(self.fd, self.wake_r, ms, &fd_ready, &wake_ready)
+                    err = errno
+                if r == -2:  # an fd above FD_SETSIZE: poll() from now on (no EOF on macOS)
+                    self.eof_select = False
+                    continue
+                fds[0].revents = px.POLLIN if fd_ready else 0
+                fds[1].revents = px.POLLIN if wake_ready else 0
+            else:
+                with nogil:
+                    r = px.poll(fds, 2, ms)
+                    err = errno
             if r < 0:
                 if err == EINTR:
                     PyErr_CheckSignals()

@@ -152,3 +152,33 @@ cdef extern from *:
     Py_ssize_t fastfifo_splice(int fd_in, int fd_out, size_t n) nogil
     int fastfifo_ofd_lock(int fd, short type) nogil
     int fastfifo_ofd_held(int fd) nogil
+
+cdef extern from *:
+    """
+    #include <sys/select.h>
+    /* Wait until `fd` is readable (data, or on macOS the last writer closed) or `wake`
+       is: select(), because macOS's poll() and kqueue never report that the last writer
+       of a FIFO left, while select() does (XNU fifo_select -> soo_select sees
+       SS_CANTRCVMORE).  ms < 0 waits for ever.  Returns select()'s result with
+       *fd_ready / *wake_ready set, -1 with errno, or -2 when a descriptor is too large
+       for an fd_set (FD_SETSIZE), where the caller must fall back to poll(). */
+    static int fastfifo_select_in(int fd, int wake, int ms, int *fd_ready, int *wake_ready) {
+        fd_set rfds;
+        struct timeval tv, *tvp = NULL;
+        int r;
+        if (fd < 0 || wake < 0 || fd >= FD_SETSIZE || wake >= FD_SETSIZE) return -2;
+        FD_ZERO(&rfds);
+        FD_SET(fd, &rfds);
+        FD_SET(wake, &rfds);
+        if (ms >= 0) {
+            tv.tv_sec = ms / 1000;
+            tv.tv_usec = (ms % 1000) * 1000;
+            tvp = &tv;
+        }
+        r = select((fd > wake ? fd : wake) + 1, &rfds, NULL, NULL, tvp);
+        *fd_ready = r > 0 && FD_ISSET(fd, &rfds);
+        *wake_ready = r > 0 && FD_ISSET(wake, &rfds);
+        return r;
+    }
+    """
+    int fastfifo_select_in(int fd, int wake, int ms, int *fd_ready, int *wake_ready) nogil

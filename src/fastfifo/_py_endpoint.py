@@ -25,6 +25,7 @@ class _Endpoint:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._fd = self._wake_r = self._wake_w = -1
         self._closing = False
+        self._eof_select = False  # wait for POLLIN with select(): see the Cython core
         self._lock = threading.Lock()
         self._state = threading.Lock()  # guards fd numbers between close() and _leave()
         self.path = None
@@ -84,6 +85,11 @@ class _Endpoint:
             self._lock.release()
 
     @property
+    def _waits_in_select(self) -> bool:
+        """Whether waits for data use select() (see ReaderCore._fill_select); for tests."""
+        return self._eof_select
+
+    @property
     def closed(self) -> bool:
         """True once ``close()`` was called."""
         return self._closing
@@ -95,7 +101,16 @@ class _Endpoint:
         return self._fd
 
     def _wait(self, events: int, deadline: float | None) -> int:
-        """poll() the FIFO for ``events``; its revents, or 0 once the deadline passed."""
+        """poll() the FIFO for ``events``; its revents, or 0 once the deadline passed.
+
+        With ``_eof_select`` a wait for POLLIN uses select() instead (see
+        ReaderCore._fill_select); readable is then reported as POLLIN.
+        """
+        if self._eof_select and events == select.POLLIN:
+            try:
+                return self._wait_select(deadline)
+            except ValueError:  # an fd above FD_SETSIZE: poll() from now on
+                self._eof_select = False
         p = select.poll()
         p.register(self._fd, events)
         p.register(self._wake_r, select.POLLIN)
@@ -111,6 +126,17 @@ class _Endpoint:
             if ready.get(self._fd):
                 return ready[self._fd]
             if ms == 0 or (deadline is not None and time.monotonic() >= deadline):
+                return 0
+
+    def _wait_select(self, deadline: float | None) -> int:
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            ready = select.select([self._fd, self._wake_r], [], [], left)[0]  # retries EINTR
+            if self._wake_r in ready:
+                self._raise_closed()
+            if self._fd in ready:
+                return select.POLLIN
+            if left == 0 or (deadline is not None and time.monotonic() >= deadline):
                 return 0
 
     def _lock_wait(self, fd: int, ofd: bool, deadline: float | None) -> bool:

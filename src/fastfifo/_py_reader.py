@@ -53,6 +53,8 @@ class ReaderCore(_ClaimingReader):
         if self._shared:
             return self._fill_shared(deadline)
         self._compact()
+        if self._eof_select:
+            return self._fill_select(deadline)
         if self._drained:
             rev = self._wait_data(deadline)
             if rev == 0:
@@ -82,6 +84,23 @@ class ReaderCore(_ClaimingReader):
                 return -1
             if self._wait_data(deadline) == 0:
                 return 0
+
+    def _fill_select(self, deadline: float | None) -> int:
+        """_fill where poll() cannot see the last writer leave: see the Cython core."""
+        while True:
+            rev = self._wait_data(deadline)
+            if rev == 0:
+                return 0
+            if rev == -3:
+                return 1
+            try:
+                n = os.readv(self._fd, [self._rbuf])
+            except BlockingIOError:
+                continue
+            if not n:
+                return -1
+            self._buf += memoryview(self._rbuf)[:n]
+            return 1
 
     def _end_of_stream(self) -> bytes:
         n = len(self._buf) - self._start

@@ -79,10 +79,15 @@ class _ReaderBase(_Endpoint):
         self.skipped_bytes = 0
         self.dropped_messages = 0
 
+    def _eof_by_select(self) -> None:
+        """Wait in select(), which sees the last writer leave (stop_at_eof, not shared)."""
+        self._eof_select = self._stop_at_eof and not self._shared
+
     def _share(
         self, rlock_fd: int, peek_r: int, peek_w: int, null_fd: int, window: int, use_tee: bool
     ) -> None:
         """Switch to shared mode; the fds are closed by close() from here on."""
+        self._eof_select = False
         self._shared, self._rlock_fd, self._use_tee = True, rlock_fd, use_tee
         self._peek_r, self._peek_w, self._null_fd, self._window = peek_r, peek_w, null_fd, window
 

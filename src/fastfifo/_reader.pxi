@@ -28,6 +28,8 @@ cdef class ReaderCore(_ClaimingReader):
         if self.shared:
             return self._fill_shared(deadline)
         self._make_room(max(self.need - (self.end - self.start), 65536))
+        if self.eof_select:
+            return self._fill_select(deadline)
         if self.drained and self.busy:
             # The writer is busy and the caller needed no time since the last read: a
             # read now would bring a message or two, and every read() takes the pipe's
@@ -73,6 +75,36 @@ cdef class ReaderCore(_ClaimingReader):
             elif err == EINTR:
                 PyErr_CheckSignals()
             else:
+                raise OSError(err, os.strerror(err), self.path)
+
+    cdef int _fill_select(self, double deadline) except -2:
+        """_fill for a stop_at_eof Reader where poll() cannot see the last writer leave.
+
+        macOS's poll() and kqueue never report it; select() does, once: the read that
+        returns 0 clears it.  So wait in select() before every read, and a read that
+        finds nothing right after select() said readable is the end of the stream (a
+        read() gives 0 only while no writer has the FIFO open).  A reader that never
+        met a writer is not readable, so it waits, as on Linux.
+        """
+        cdef Py_ssize_t r
+        cdef int err, rev
+        while True:
+            rev = self._wait_data(deadline)
+            if rev == 0:
+                return 0
+            if rev == -3:
+                return 1
+            with nogil:
+                r = read(self.fd, self.buf + self.end, self.cap - self.end)
+                err = errno
+            if r > 0:
+                self.end += r
+                return 1
+            if r == 0:
+                return -1
+            if err == EINTR:
+                PyErr_CheckSignals()
+            elif err != EAGAIN:
                 raise OSError(err, os.strerror(err), self.path)
 
     cdef object _end_of_stream(self):

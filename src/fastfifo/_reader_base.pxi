@@ -47,9 +47,14 @@ cdef class _ReaderBase(_Endpoint):
         self.wlock_fd = fd if wlock_fd < 0 else wlock_fd
         self.wlock_ofd = wlock_ofd
 
+    def _eof_by_select(self):
+        """Wait in select(), which sees the last writer leave (stop_at_eof, not shared)."""
+        self.eof_select = self.stop_at_eof and not self.shared
+
     def _share(self, int rlock_fd, int peek_r, int peek_w, int null_fd, Py_ssize_t window,
                bint use_tee):
         """Switch to shared mode; the fds are owned (and closed) by the caller's close()."""
+        self.eof_select = False
         self.shared, self.rlock_fd, self.use_tee = True, rlock_fd, use_tee
         self.peek_r, self.peek_w, self.null_fd, self.window = peek_r, peek_w, null_fd, window
         if self.cap < window + 65536:
