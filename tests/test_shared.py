@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import termios
 import threading
 import time
@@ -383,6 +384,11 @@ def test_shared_reader_with_an_unfinished_head_waits_and_then_reports(ff, fifo):
             r.get(timeout=0.1)  # 2 bytes: not yet a header, and not yet known to be junk
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="macOS's poll() never reports the last writer leaving, and shared readers wait "
+    "in poll() (docs/guide.md, macOS limits)",
+)
 def test_shared_stop_at_eof_reader_waits_for_a_first_writer_then_ends(ff, fifo):
     with ff.Reader(fifo, shared=True, stop_at_eof=True) as r:
         with pytest.raises(fastfifo.Empty):
