@@ -149,3 +149,36 @@ def test_descriptors_above_fd_setsize_fall_back_to_poll(ff, fifo, wait):
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_async_reader_ends_where_the_event_loop_cannot_see_the_end(ff, fifo, wait):
+    # On macOS the event loop (kqueue) is never told that the last writer left, so a
+    # select()-mode aio Reader also retries on a tick (aio.EOF_TICK). Here the loop's
+    # watch on the descriptor is switched off, as blind as kqueue: only the tick can end
+    # the stream. (Whether the consumer is already waiting when the writer closes or
+    # not, the stream must end after b"first".)
+    import asyncio
+
+    from fastfifo import aio
+
+    async def main() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        if wait == "select":
+            loop.add_reader = lambda *args: None  # type: ignore[method-assign]
+            loop.remove_reader = lambda fd: False  # type: ignore[method-assign]
+        r = aio.Reader(open_reader(ff, fifo, wait))
+        got: list[bytes] = []
+
+        async def consume() -> None:
+            async for m in r:
+                got.append(m)
+
+        with ff.Writer(fifo) as w:
+            w.put(b"first")
+            task = asyncio.create_task(consume())
+            await asyncio.sleep(0)  # let the consumer run to its first wait
+        await asyncio.wait_for(task, 10)
+        r.close()
+        return got
+
+    assert asyncio.run(main()) == [b"first"]

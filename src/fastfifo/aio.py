@@ -63,6 +63,9 @@ _SyncWriter, _SyncReader = classes_for(_core)
 #: A shared reader that waits re-checks this often, so a large message whose writer
 #: died half-way is dropped (and the readers' lock released) as the blocking get does.
 SHARED_TICK = 0.1
+#: Seconds between retries of a stop_at_eof Reader on macOS, where kqueue misses the end
+#: of the stream (docs/guide.md, macOS limits).
+EOF_TICK = 0.05
 #: Backoff bounds while the FIFO is readable but another reader holds the claim lock.
 _BACKOFF_MIN, _BACKOFF_MAX = 0.0005, 0.02
 
@@ -197,7 +200,10 @@ class Reader(_Endpoint):
     def __init__(self, source: str | os.PathLike[str] | _endpoints.Reader, **options: Any) -> None:
         super().__init__(source, options, _SyncReader, "Reader")
         shared = bool(getattr(self._sync, "shared", False))
-        self._waiters = _Waiters(self._fd, SHARED_TICK if shared else None)
+        # A stop_at_eof Reader that waits in select() (macOS) also retries on a tick: the
+        # event loop (kqueue there) never says that the last writer left; select() does.
+        eof_tick = EOF_TICK if self._sync._waits_in_select else None
+        self._waiters = _Waiters(self._fd, SHARED_TICK if shared else eof_tick)
         self._backoff = 0.0
 
     @property
