@@ -102,6 +102,19 @@ class ReaderCore(_ClaimingReader):
             self._buf += memoryview(self._rbuf)[:n]
             return 1
 
+    def _refill(self, status: int, deadline: float | None, timeout: float | None) -> bool:
+        """No whole message in the buffer: raise what ``status`` reports, else read more.
+
+        True when bytes arrived, False at the end of the stream; Empty at the deadline.
+        """
+        if status < 0:
+            self._raise_bad(status)
+        self._report_drops()
+        r = self._fill(deadline)
+        if r == 0:
+            raise Empty(f"{self.path!r}: no message within {timeout} s")
+        return r > 0
+
     def _end_of_stream(self) -> bytes:
         n = len(self._buf) - self._start
         if self._asm is not None or self._asm_skip:
@@ -136,13 +149,7 @@ class ReaderCore(_ClaimingReader):
                 status, msg = self._take()
                 if status == GOT:
                     return msg  # type: ignore[return-value]
-                if status < 0:
-                    self._raise_bad(status)
-                self._report_drops()
-                r = self._fill(deadline)
-                if r == 0:
-                    raise Empty(f"{self.path!r}: no message within {timeout} s")
-                if r < 0:
+                if not self._refill(status, deadline, timeout):
                     return self._end_of_stream()
         finally:
             self._leave()
@@ -174,13 +181,7 @@ class ReaderCore(_ClaimingReader):
                     if self._drained or self._fill(0.0) <= 0:
                         return out
                     continue
-                if status < 0:
-                    self._raise_bad(status)
-                self._report_drops()
-                r = self._fill(deadline)
-                if r == 0:
-                    raise Empty(f"{self.path!r}: no message within {timeout} s")
-                if r < 0:
+                if not self._refill(status, deadline, timeout):
                     return [self._end_of_stream()]
         finally:
             self._leave()

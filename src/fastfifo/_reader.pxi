@@ -126,6 +126,20 @@ cdef class ReaderCore(_ClaimingReader):
         self._report_drops()
         raise EOFError(f"{self.path!r}: every writer has closed the FIFO (end of stream)")
 
+    cdef int _refill(self, int status, double deadline, timeout) except -1:
+        """No whole message in the buffer: raise what ``status`` reports, else read more.
+
+        1 when bytes arrived, 0 at the end of the stream; Empty at the deadline.
+        """
+        cdef int r
+        if status < 0:
+            self._raise_bad(status)
+        self._report_drops()
+        r = self._fill(deadline)
+        if r == 0:
+            raise Empty(f"{self.path!r}: no message within {timeout} s")
+        return r > 0
+
     # ------------------------------------------------------------ public calls
 
     def get(self, timeout=None):
@@ -153,7 +167,7 @@ cdef class ReaderCore(_ClaimingReader):
             A large message was cut short by its writer and dropped.
         """
         cdef double deadline = to_deadline(timeout)
-        cdef int status, r
+        cdef int status
         if not self._enter(deadline):
             raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
         try:
@@ -162,13 +176,7 @@ cdef class ReaderCore(_ClaimingReader):
                 msg = self._take(&status)
                 if status == GOT:
                     return msg
-                if status < 0:
-                    self._raise_bad(status)
-                self._report_drops()
-                r = self._fill(deadline)
-                if r == 0:
-                    raise Empty(f"{self.path!r}: no message within {timeout} s")
-                if r < 0:
+                if not self._refill(status, deadline, timeout):
                     return self._end_of_stream()
         finally:
             self._leave()
@@ -203,7 +211,7 @@ cdef class ReaderCore(_ClaimingReader):
 
     cdef list _get_many(self, Py_ssize_t max_messages, timeout, MessageBatch batch):
         cdef double deadline = to_deadline(timeout)
-        cdef int status = NEED, r
+        cdef int status = NEED
         cdef bint read_more = True
         cdef list out = []
         cdef Py_ssize_t count = 0
@@ -238,13 +246,7 @@ cdef class ReaderCore(_ClaimingReader):
                     if self._fill(0.0) <= 0:
                         return out
                     continue
-                if status < 0:
-                    self._raise_bad(status)
-                self._report_drops()
-                r = self._fill(deadline)
-                if r == 0:
-                    raise Empty(f"{self.path!r}: no message within {timeout} s")
-                if r < 0:
+                if not self._refill(status, deadline, timeout):
                     msg = self._end_of_stream()
                     if batch is not None:
                         batch._add_bytes(msg)
