@@ -12,7 +12,9 @@ import errno
 import fcntl
 import os
 import stat
+import struct
 import sys
+import termios
 import time
 
 from ._errors import NotAFifoError
@@ -241,6 +243,38 @@ def shared_reader_fds(fd: int) -> tuple[int, int, int]:
         os.close(w)
         raise
     return r, w, null
+
+
+_FIONREAD = getattr(termios, "FIONREAD", 0x541B)
+
+
+def bytes_waiting(fd: int) -> int:
+    """Bytes buffered in the pipe behind ``fd`` (FIONREAD): the one place that asks."""
+    n: int = struct.unpack("i", fcntl.ioctl(fd, _FIONREAD, b"\0\0\0\0"))[0]
+    return n
+
+
+class Backoff:
+    """Delays for a polling loop: ``first`` seconds, doubling up to ``cap``.
+
+    ``next(left)`` returns the next delay, never more than ``left`` seconds (the time
+    to a deadline; None means no deadline).  ``reset()`` starts again from ``first``.
+    The one back-off rule for loops that wait for something no fd reports (a reader
+    opening a FIFO, a consumer taking a message).
+    """
+
+    __slots__ = ("cap", "delay", "first")
+
+    def __init__(self, first: float, cap: float) -> None:
+        self.first, self.cap, self.delay = first, cap, first
+
+    def next(self, left: float | None = None) -> float:
+        d = self.delay
+        self.delay = min(d * 2, self.cap)
+        return d if left is None else max(0.0, min(d, left))
+
+    def reset(self) -> None:
+        self.delay = self.first
 
 
 def pipe_capacity(fd: int) -> int:
