@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import random
+import re
 import struct
 import zlib
+from collections.abc import Iterator
 
 _FORK = multiprocessing.get_context("fork")
 
@@ -59,3 +63,44 @@ class KillSafeCounters:
 
     def total(self) -> int:
         return sum(self._slots)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def collect_losses() -> Iterator[list[str]]:
+    """The texts fastfifo logs about lost data (the ``fastfifo`` logger) in the block."""
+    texts: list[str] = []
+    handler = _Collect(texts)
+    logger = logging.getLogger("fastfifo")
+    logger.addHandler(handler)
+    try:
+        yield texts
+    finally:
+        logger.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def losses_logged(match: str | None = None, count: int | None = None) -> Iterator[list[str]]:
+    """Collect what fastfifo logs about lost data (the ``fastfifo`` logger) in the block.
+
+    Yields the list of texts as they come.  On leaving, at least one text (exactly
+    ``count`` if given) must match ``match`` (a regex; None: any).  ``count=0``
+    asserts that nothing was reported.
+    """
+    with collect_losses() as texts:
+        yield texts
+    hits = [t for t in texts if match is None or re.search(match, t)]
+    if count is None:
+        assert hits, f"no loss report matching {match!r}; reports: {texts}"
+    else:
+        assert len(hits) == count, (
+            f"{len(hits)} loss reports matching {match!r}, not {count}: {texts}"
+        )

@@ -106,10 +106,12 @@ def test_bad_options_are_rejected(ff, fifo):
     with pytest.raises(ValueError, match="max_message_size"):
         ff.Reader(fifo, max_message_size=0)
     with ff.Reader(fifo) as r:
-        with pytest.raises(ValueError, match="timeout"):
-            r.get(timeout=-1)
-        with pytest.raises(ValueError, match="timeout"):
+        with pytest.raises(fastfifo.Empty):
+            r.get(timeout=-1)  # negative: do not wait (as multiprocessing.Queue)
+        with pytest.raises(ValueError, match="NaN"):
             r.get(timeout=float("nan"))
+        with pytest.raises(TypeError, match="timeout"):
+            r.get(timeout="1")
 
 
 def test_endpoints_do_not_pickle(ff, fifo):

@@ -33,11 +33,10 @@ import sys
 import tempfile
 import termios
 import time
-import warnings
 import zlib
 from typing import Any
 
-from helpers import KillSafeFlag
+from helpers import KillSafeFlag, collect_losses
 
 import fastfifo
 from fastfifo import _core_py
@@ -114,8 +113,7 @@ def _reader(path: str, out_path: str, stats_path: str, done: Any, backend: str, 
     _, reader_cls = classes_for(_core(backend))
     out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     corrupt = errors = 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", fastfifo.IncompleteMessageWarning)
+    with collect_losses() as caught:
         with reader_cls(path, shared=True) as r:
             while True:
                 n = rng.randint(1, MAX_BATCH)
@@ -283,13 +281,11 @@ def run_soak(
             p.join(120)
             assert p.exitcode == 0, f"a reader exited with {p.exitcode}"
         leftover = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", fastfifo.IncompleteMessageWarning)
-            while True:
-                try:
-                    leftover += keeper.get_many(timeout=0)
-                except fastfifo.Empty:
-                    break
+        while True:
+            try:
+                leftover += keeper.get_many(timeout=0)
+            except fastfifo.Empty:
+                break
     finally:
         stop.set()
         done.set()

@@ -103,6 +103,7 @@ cdef class _ClaimingReader(_ReaderBase):
             ms = px.poll(&pfd, 1, ms)
         if ms > 0:
             self._raise_closed()
+        PyErr_CheckSignals()  # EINTR: run the handler (Ctrl-C ends the wait here)
         return 0 if deadline >= 0 and monotonic() >= deadline else 1
 
     cdef int _claim_tee(self) except -9:
@@ -115,7 +116,9 @@ cdef class _ClaimingReader(_ReaderBase):
         # Peek only about what this claim can take: every copy out of the peek pipe
         # is paid per claim.  One atomic write (<= PIPE_BUF) always holds a whole
         # frame, so 4 KiB per message wanted is enough to start; widen if it is not.
-        cdef Py_ssize_t win = min(self.window, self.claim_max * 4096)
+        cdef Py_ssize_t win = self.window
+        if self.claim_max < self.window // 4096:  # (never claim_max * 4096: it may overflow)
+            win = self.claim_max * 4096
         while True:
             in_msg = self.in_msg
             self._make_room(win)
@@ -140,6 +143,7 @@ cdef class _ClaimingReader(_ReaderBase):
                     err = errno
                 if r <= 0:
                     if r < 0 and err == EINTR:
+                        PyErr_CheckSignals()
                         continue
                     raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)",
                                   self.path)
@@ -163,6 +167,7 @@ cdef class _ClaimingReader(_ReaderBase):
                 err = errno
             if r <= 0:
                 if r < 0 and (err == EINTR or err == EAGAIN):
+                    PyErr_CheckSignals()
                     continue
                 raise OSError(err, f"{os.strerror(err)} (consuming a claim)", self.path)
             got += r
@@ -222,8 +227,10 @@ cdef class _ClaimingReader(_ReaderBase):
                 count += 1
                 in_msg[0] = False
             return i
-        while n - i >= HEADER:
-            if not header_usable(p + i):
+        while i < n:
+            if n - i < HEADER and not (i == 0 and prefix_impossible(p, n)):
+                break  # a header still arriving (or one a foreign writer left short, below)
+            if n - i < HEADER or not header_usable(p + i):
                 if i:
                     break
                 j = 1  # garbage at the head: take it up to the next possible header
@@ -233,6 +240,11 @@ cdef class _ClaimingReader(_ReaderBase):
                 return j
             length = header_length(p + i)
             kind = p[i + 1] & KIND_MASK
+            if count >= self.claim_max and (kind == KIND_WHOLE or kind == KIND_FIRST):
+                # Mid-way through a large message with the claim full: take only its
+                # fragments, so a claim holds at most max_messages plus that message
+                # (the lock stays held until its last fragment, over later calls).
+                break
             if i + HEADER + <Py_ssize_t>length > n:
                 if i == 0 and (HEADER + <Py_ssize_t>length > ATOMIC_MAX or
                                (kind == KIND_WHOLE and length > <size_t>self.maxmsg)):

@@ -19,6 +19,7 @@ from libc.errno cimport errno, EINTR, EAGAIN, EPIPE, EACCES
 from libc.string cimport memcpy, memchr, memmove
 from libc.stdlib cimport malloc, realloc, free
 from libc.stdint cimport uint8_t, uint32_t
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.math cimport ceil
 from posix.unistd cimport read, write, close
 from posix.types cimport sigset_t
@@ -33,11 +34,11 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 
 from . cimport _posix as px
 
+import operator
 import os
-import warnings
 
-from ._errors import (ClosedError, CorruptStreamError, Empty, Full, IncompleteMessageWarning,
-                      MessageTooLargeError)
+from ._errors import (ClosedError, CorruptStreamError, Empty, Full, MessageTooLargeError,
+                      not_bytes_error, report_loss)
 
 #: Whether this build can peek with tee() (Linux); elsewhere shared readers claim by
 #: exact reads under the lock.
@@ -60,6 +61,7 @@ cdef enum:
     NEED = 0
     BAD_HEADER = -1
     TOO_LARGE = -2
+    NO_MEMORY = -3      # the message is within max_message_size, but malloc failed
     NEWLINE = 10
     # PIPE_BUF on Linux (the only system with tee()): no writer can put a longer frame
     # or line in the pipe atomically, so a shared reader never waits to peek one whole.

@@ -50,28 +50,41 @@ cdef class _Endpoint:
             self.wake_w = -1
 
     cdef int _enter(self, double deadline) except -1:
-        """Take the call lock; 1 when taken, 0 when the deadline passed first."""
+        """Take the call lock; 1 when taken, 0 when the deadline passed first.
+
+        Waits in slices of at most 50 ms with signals allowed to interrupt, running the
+        signal handlers after each (so Ctrl-C ends the wait at once where the lock wait
+        is interruptible, and within 50 ms where it is not) and checking ``close()``.
+        """
         cdef long long us
+        cdef double left
         cdef px.PyLockStatus st
         if self.closing:
             self._raise_closed()
         if not PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
-            if deadline < 0:
-                us = -1
-            else:
-                us = <long long>((deadline - monotonic()) * 1e6)
-                if us < 0:
-                    us = 0
-            with nogil:
-                st = px.PyThread_acquire_lock_timed(self.lock, us, 0)
-            if st != px.PY_LOCK_ACQUIRED:
-                return 0
+            while True:
+                us = 50000
+                if deadline >= 0:
+                    left = deadline - monotonic()
+                    if left < 0.05:
+                        us = <long long>(left * 1e6) if left > 0 else 0
+                with nogil:
+                    st = px.PyThread_acquire_lock_timed(self.lock, us, 1)
+                if st == px.PY_LOCK_ACQUIRED:
+                    break
+                PyErr_CheckSignals()
+                if self.closing:
+                    self._raise_closed()
+                if deadline >= 0 and monotonic() >= deadline:
+                    return 0
         if self.closing:
-            PyThread_release_lock(self.lock)
+            self._leave()  # the last thread out closes the fds (see _leave)
             self._raise_closed()
         return 1
 
     cdef void _leave(self) noexcept:
+        """Release the call lock.  Once closing, whoever can take the lock again closes the
+        fds: every thread that held it passes here, so the last one out always does."""
         PyThread_release_lock(self.lock)
         if self.closing and PyThread_acquire_lock(self.lock, NOWAIT_LOCK):
             self._close_fds()
@@ -162,8 +175,7 @@ cdef class _Endpoint:
         while another process holds the lock through a large message.
         """
         cdef int r, err, spins = 0
-        cdef long us = 0
-        cdef double left
+        cdef double us = 0, left
         while True:
             with nogil:
                 if ofd:
@@ -179,6 +191,7 @@ cdef class _Endpoint:
             if err != EAGAIN and err != EACCES:  # EWOULDBLOCK == EAGAIN on Linux and macOS
                 raise OSError(err, f"{os.strerror(err)} (taking the "
                               f"{'writer' if ofd else 'reader'} lock)", self.path)
+            PyErr_CheckSignals()
             if deadline >= 0 and monotonic() >= deadline:
                 return 0
             if spins < 20:
@@ -188,14 +201,18 @@ cdef class _Endpoint:
                 continue
             # The holder is descheduled (more processes than cores) or receiving a
             # large message: sleep 25 us doubling to 2 ms, woken early by close().
-            us = 25 if us == 0 else min(us * 2, 2000)
+            # (Microseconds in a double: a long timeout never overflows an int.)
+            us = 25.0 if us == 0 else min(us * 2, 2000.0)
             if deadline >= 0:
-                left = deadline - monotonic()
-                us = max(1, min(us, <int>(left * 1e6) + 1))
+                left = (deadline - monotonic()) * 1e6
+                if left < us:
+                    us = max(1.0, left + 1.0)
             with nogil:
-                r = px.fastfifo_sleep_on(self.wake_r, us)
+                r = px.fastfifo_sleep_on(self.wake_r, <long>us)
             if r > 0:
                 self._raise_closed()
+            # r < 0 with EINTR: a signal arrived; PyErr_CheckSignals() above runs its
+            # handler on the next turn (KeyboardInterrupt ends the wait there).
 
     cdef void _unlock(self, int fd, bint ofd) noexcept:
         if ofd:

@@ -21,6 +21,7 @@ from ._open import (
     DEFAULT_PIPE_SIZE,
     LOCKS_ON_FIFOS,
     PEEK_WINDOW,
+    check_size,
     mkfifo,
     open_fifo,
     open_writer_fd,
@@ -54,19 +55,31 @@ else:  # at run time classes_for() mixes these classes into either core's classe
 
 
 def _prepare(
-    path: str | os.PathLike[str], framing: str, max_message_size: int, create: bool
-) -> tuple[str, int]:
-    """What Writer and Reader check before opening: (path as str, framing code)."""
+    path: str | os.PathLike[str],
+    framing: str,
+    max_message_size: int,
+    pipe_size: int | None,
+    create: bool,
+) -> tuple[str, int, int]:
+    """What Writer and Reader check before opening: (path, framing code, size cap).
+
+    Sizes are checked before any arithmetic: ints >= 1 of any size, a huge
+    ``max_message_size`` meaning "no cap" (sys.maxsize); ``pipe_size`` None or 0 keeps
+    the pipe's size.
+    """
     p = os.fspath(path)
+    if not isinstance(p, str):
+        raise TypeError(f"path must be a str or os.PathLike[str], not {type(p).__name__}")
     try:
         code = _FRAMINGS[framing]
     except (KeyError, TypeError):
-        raise ValueError(f"framing must be 'frames' or 'lines', not {framing!r}") from None
-    if max_message_size < 1:
-        raise ValueError(f"max_message_size must be >= 1, not {max_message_size}")
+        raise ValueError(f"{p!r}: framing must be 'frames' or 'lines', not {framing!r}") from None
+    maxmsg = min(check_size(max_message_size, "max_message_size", p) or 1, sys.maxsize)
+    if pipe_size != 0:
+        check_size(pipe_size, "pipe_size", p, allow_none=True)
     if create:
         mkfifo(p, exist_ok=True)
-    return p, code
+    return p, code, maxmsg
 
 
 # Readers alive in this process: after fork() the child's copies are closed (see
@@ -175,7 +188,7 @@ class Writer(_CoreWriter):
         buffered: bool = False,
     ) -> None:
         super().__init__()
-        p, code = _prepare(path, framing, max_message_size, create)
+        p, code, maxmsg = _prepare(path, framing, max_message_size, pipe_size, create)
         fd = open_writer_fd(p, open_timeout, strict_permissions=strict_permissions)
         lock_fd = -1
         try:
@@ -187,7 +200,7 @@ class Writer(_CoreWriter):
                 code,
                 PIPE_BUF,
                 self._core.sigpipe_is_default(),
-                max_message_size,
+                maxmsg,
                 lock_fd,
                 ofd,
                 buffered,
@@ -265,7 +278,7 @@ class Reader(_CoreReader):
         create: bool = False,
     ) -> None:
         super().__init__()
-        p, code = _prepare(path, framing, max_message_size, create)
+        p, code, maxmsg = _prepare(path, framing, max_message_size, pipe_size, create)
         # O_RDWR keeps a writer on the FIFO (ours), so read() never returns 0
         # and poll() never reports a level-triggered POLLHUP when the last
         # writer leaves: no spinning, and the next writer is simply read on.
@@ -281,7 +294,7 @@ class Reader(_CoreReader):
                 fd,
                 p,
                 code,
-                max_message_size,
+                maxmsg,
                 max(self.pipe_size, 65536),
                 stop_at_eof,
                 wlock_fd,

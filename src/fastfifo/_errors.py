@@ -7,7 +7,35 @@ names the FIFO path and says what to do.
 
 from __future__ import annotations
 
+import logging
 import queue
+
+#: Where fastfifo reports data it had to drop (a large message cut short by its writer,
+#: bytes that are not messages skipped by an iterating reader): WARNING records, one per
+#: event, each naming the FIFO.  Losses are operational events the caller cannot prevent,
+#: so they are logged rather than warned (docs/guide.md, "What is lost, and when").
+#: With no logging configured, Python prints WARNING records on stderr.
+logger = logging.getLogger("fastfifo")
+
+
+def report_loss(text: str) -> None:
+    """Log one data-loss event; never raises into the receive path that found it."""
+    try:
+        logger.warning("%s", text)
+    except Exception:  # a broken handler must not cost the caller a message in hand
+        pass
+
+
+def not_bytes_error(path: object, data: object, index: int = -1) -> TypeError:
+    """The TypeError for a message that is not bytes-like, with what to do instead."""
+    where = "" if index < 0 else f" (message {index} of the batch)"
+    hint = ""
+    if isinstance(data, str):
+        hint = " Encode text first (e.g. text.encode()), or use framing='lines' for text lines;"
+    return TypeError(
+        f"{path!r}: a message must be a bytes-like object (bytes, bytearray, memoryview), "
+        f"not {type(data).__name__}{where}.{hint} to send Python objects use fastfifo.Queue"
+    )
 
 
 class Empty(queue.Empty):
@@ -52,10 +80,8 @@ class CorruptStreamError(ValueError):
 
 
 class IncompleteMessageWarning(UserWarning):
-    """A large message was cut short (its writer died or gave up mid-message) and dropped.
+    """No longer issued: kept so that code which filters it still imports.
 
-    Only messages larger than one atomic write can be cut: they travel as several
-    fragments.  The reader counts each in ``Reader.dropped_messages`` and goes on
-    delivering the messages that follow.  Turn it into an error with
-    ``warnings.simplefilter("error", fastfifo.IncompleteMessageWarning)``.
+    A large message cut short (its writer died or gave up mid-message) is now counted in
+    ``Reader.dropped_messages`` and logged on the ``fastfifo`` logger (see ``logger``).
     """

@@ -84,6 +84,10 @@ def mkfifo(path: str | os.PathLike[str], mode: int = 0o600, *, exist_ok: bool = 
         The parent directory does not exist.
     """
     p = os.fspath(path)
+    if not isinstance(p, str):
+        raise TypeError(f"path must be a str or os.PathLike[str], not {type(p).__name__}")
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+        raise ValueError(f"{p!r}: mode must be permission bits such as 0o600, not {mode!r}")
     try:
         os.mkfifo(p, mode)
     except FileExistsError:
@@ -98,18 +102,76 @@ def mkfifo(path: str | os.PathLike[str], mode: int = 0o600, *, exist_ok: bool = 
         raise FileNotFoundError(
             errno.ENOENT, "cannot create a FIFO: the directory does not exist", p
         ) from None
+    except OSError as e:  # os.mkfifo() names no path: say which, and what to do
+        raise _named(e, p, _MKFIFO_HINTS.get(e.errno or 0, "cannot create a FIFO")) from None
     return p
+
+
+_MKFIFO_HINTS = {
+    errno.EACCES: "cannot create a FIFO: no permission to write in its directory",
+    errno.EPERM: "cannot create a FIFO here (the file system or a security policy refuses it)",
+    errno.ENOTDIR: "cannot create a FIFO: a part of the path is not a directory",
+    errno.EROFS: "cannot create a FIFO: the file system is read-only",
+    errno.ENAMETOOLONG: "cannot create a FIFO: the path is too long",
+    errno.ENOSPC: "cannot create a FIFO: no space (or no inodes) left on the device",
+    errno.ELOOP: "cannot create a FIFO: too many symbolic links in the path",
+}
+
+
+def _named(e: OSError, path: str, what: str) -> OSError:
+    """A copy of ``e`` (same class and errno) whose message says ``what`` and names ``path``."""
+    return type(e)(e.errno, f"{e.strerror}: {what}", path)
+
+
+#: Linux: look at what is at a path through an O_PATH descriptor (which opens nothing:
+#: no device driver runs, no FIFO peer is waited for) before opening it for real
+#: through /proc/self/fd, which reaches the very inode that was checked.
+_O_PATH = getattr(os, "O_PATH", 0) if sys.platform.startswith("linux") else 0
+
+
+def _open_checked(path: str, flags: int) -> int:
+    """Open ``path`` only if it is a FIFO (Linux: checked before opening anything)."""
+    try:
+        pfd = os.open(path, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        return os.open(path, flags)  # the same error (or none) from the real open
+    try:
+        st = os.fstat(pfd)
+        if not stat.S_ISFIFO(st.st_mode):
+            raise _not_a_fifo(path, _describe(st.st_mode).capitalize())
+        try:
+            fd = os.open(f"/proc/self/fd/{pfd}", flags & ~os.O_NOFOLLOW)
+        except FileNotFoundError:  # no /proc: open by name (and fstat it afterwards)
+            return os.open(path, flags)
+        except OSError as e:
+            raise type(e)(e.errno, e.strerror, path) from None
+    finally:
+        os.close(pfd)
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):  # cannot happen: be sure
+            raise _not_a_fifo(path, "Something that changed while it was opened")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def open_fifo(path: str, flags: int, *, strict_permissions: bool = True) -> int:
     """Open an existing FIFO with ``flags`` plus O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC; check it.
 
-    Returns a non-blocking fd.  Raises ``BlockingIOError``-free errors:
-    ``FileNotFoundError``, ``NotAFifoError``, ``PermissionError`` and, for
-    ``O_WRONLY`` with no reader, ``OSError(ENXIO)`` (callers retry that).
+    Only a FIFO is ever opened on Linux: what is at the path is examined through an
+    ``O_PATH`` descriptor first (a regular file, device, socket, directory or symlink
+    is refused before anything opens it).  Elsewhere the descriptor is ``fstat``-ed
+    right after the open and refused then.  Returns a non-blocking fd.  Raises
+    ``FileNotFoundError``, ``NotAFifoError``, ``PermissionError`` and, for ``O_WRONLY``
+    with no reader, ``OSError(ENXIO)`` (callers retry that).
     """
+    full = flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = _open_checked(path, full) if _O_PATH else os.open(path, full)
     except FileNotFoundError:
         raise FileNotFoundError(
             errno.ENOENT,
@@ -177,8 +239,9 @@ def open_writer_fd(path: str, open_timeout: float | None, *, strict_permissions:
     A FIFO cannot be polled for "a reader arrived" without opening it, so this
     retries the non-blocking open with a backoff from 1 ms to 50 ms.
     """
-    deadline = None if open_timeout is None else time.monotonic() + max(open_timeout, 0.0)
-    delay = 0.001
+    wait = check_timeout(open_timeout, "open_timeout", path)
+    deadline = None if wait is None else time.monotonic() + wait
+    backoff = Backoff(0.001, 0.05)
     while True:
         try:
             fd = open_fifo(path, os.O_WRONLY, strict_permissions=strict_permissions)
@@ -200,8 +263,58 @@ def open_writer_fd(path: str, open_timeout: float | None, *, strict_permissions:
                 "or pass a longer open_timeout (None waits for ever)",
                 path,
             )
-        time.sleep(delay if deadline is None else min(delay, deadline - now))
-        delay = min(delay * 2, 0.05)
+        time.sleep(backoff.next(None if deadline is None else deadline - now))
+
+
+#: Timeouts at or above this many seconds (about 31 years) wait for ever, as None does
+#: (the cores use the same bound).
+FOREVER = 1e9
+
+
+def check_timeout(timeout: object, name: str = "timeout", path: str | None = None) -> float | None:
+    """A user's timeout as seconds to wait: None for ever (None, inf, >= FOREVER), 0 for a
+    negative one ("do not wait", as multiprocessing.Queue); NaN and non-numbers refused.
+
+    The one statement of these rules; the Cython core's ``to_deadline`` follows them."""
+    where = "" if path is None else f"{path!r}: "
+    if timeout is None:
+        return None
+    if isinstance(timeout, (str, bytes, bytearray)) or not hasattr(timeout, "__float__"):
+        raise TypeError(
+            f"{where}{name} must be None or a number of seconds, not "
+            f"{type(timeout).__name__} {timeout!r}"
+        )
+    try:
+        t = float(timeout)
+    except OverflowError:  # an int too large for a float
+        return None if timeout > 0 else 0.0  # type: ignore[operator]
+    if t != t:
+        raise ValueError(f"{where}{name} must be None or a number of seconds, not NaN")
+    return None if t >= FOREVER else max(t, 0.0)
+
+
+def check_size(value: object, name: str, path: str, *, allow_none: bool = False) -> int | None:
+    """A user's size option as an int >= 1 (any size: huge ones are capped by the caller)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(
+            f"{path!r}: {name} must be an int >= 1{' or None' if allow_none else ''}, not "
+            f"{type(value).__name__} {value!r}"
+        )
+    n = value.__index__()
+    if n < 1:
+        raise ValueError(f"{path!r}: {name} must be >= 1, not {n}")
+    return int(n)
+
+
+def _pipe_max_size() -> int:
+    """The system's pipe-max-size: a larger request is capped to it, even for root."""
+    try:
+        with open("/proc/sys/fs/pipe-max-size", "rb") as f:
+            return max(int(f.read()), 4096)
+    except (OSError, ValueError):
+        return DEFAULT_PIPE_SIZE
 
 
 def set_pipe_size(fd: int, size: int | None) -> int:
@@ -215,6 +328,7 @@ def set_pipe_size(fd: int, size: int | None) -> int:
         return 8192  # macOS: fixed by net.local.stream.*space
     current: int = fcntl.fcntl(fd, _F_GETPIPE_SZ)
     if size and size > current:
+        size = min(size, _pipe_max_size())
         try:
             current = fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
         except OSError:

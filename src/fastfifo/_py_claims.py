@@ -20,6 +20,7 @@ from ._py_wire import (
     MAGIC,
     _header_usable,
     _header_valid,
+    _prefix_impossible,
     _tee,
 )
 
@@ -104,7 +105,7 @@ class _ClaimingReader(_ReaderBase):
         if self._owe:
             return self._claim_owed()
         # See _claims.pxi: peek about what this claim can take, widen if it is not enough.
-        win = min(self._window, self._claim_max * 4096)
+        win = self._window if self._claim_max >= self._window // 4096 else self._claim_max * 4096
         while True:
             try:
                 n = _tee(self._fd, self._peek_w, win)
@@ -130,7 +131,7 @@ class _ClaimingReader(_ReaderBase):
         while got < k:
             got += os.splice(self._fd, self._null_fd, k - got)
         self._compact()
-        self._buf += peeked[:k]
+        self._append(peeked[:k])
         self._in_msg = in_msg
         self._owe = owe
         return 1
@@ -144,7 +145,7 @@ class _ClaimingReader(_ReaderBase):
         if not data:
             return -1 if self._wait(select.POLLIN, 0.0) & select.POLLHUP else 0
         self._compact()
-        self._buf += data
+        self._append(data)
         self._owe -= len(data)
         return 1
 
@@ -162,8 +163,10 @@ class _ClaimingReader(_ReaderBase):
                 count += 1
                 in_msg = False
             return i, in_msg, 0, False
-        while n - i >= HEADER:
-            if not _header_usable(p, i):
+        while i < n:
+            if n - i < HEADER and not (i == 0 and _prefix_impossible(p, 0, n)):
+                break  # a header still arriving (or a foreign writer's short bytes, below)
+            if n - i < HEADER or not _header_usable(p, i):
                 if i:
                     break
                 j = 1
@@ -172,6 +175,8 @@ class _ClaimingReader(_ReaderBase):
                 return j, in_msg, 0, j == n
             length = int.from_bytes(p[i + 4 : i + 8], "little")
             kind = p[i + 1] & 3
+            if count >= self._claim_max and kind in (KIND_WHOLE, KIND_FIRST):
+                break  # mid-way through a large message with the claim full: see _claims.pxi
             if i + HEADER + length > n:
                 if i == 0 and (
                     HEADER + length > ATOMIC_MAX or (kind == KIND_WHOLE and length > self._maxmsg)
@@ -222,7 +227,7 @@ class _ClaimingReader(_ReaderBase):
                     break
                 self._owe = want if owed else 0
                 return -1 if self._wait(select.POLLIN, 0.0) & select.POLLHUP else 0
-            self._buf += data
+            self._append(data)
             got += len(data)
         self._owe = want if owed else 0
         if frag in (KIND_FIRST, KIND_MIDDLE):

@@ -47,18 +47,28 @@ class _Endpoint:
                 os.close(fd)
 
     def _enter(self, deadline: float | None) -> bool:
+        """Take the call lock; as ``_enter`` in the Cython core (50 ms slices, each
+        interruptible: signal handlers run, ``close()`` is noticed)."""
         if self._closing:
             self._raise_closed()
         if not self._lock.acquire(False):
-            wait = -1 if deadline is None else max(deadline - time.monotonic(), 0.0)
-            if not self._lock.acquire(True, wait):
-                return False
+            while True:
+                wait = 0.05
+                if deadline is not None:
+                    wait = min(max(deadline - time.monotonic(), 0.0), 0.05)
+                if self._lock.acquire(True, wait):  # runs signal handlers on EINTR
+                    break
+                if self._closing:
+                    self._raise_closed()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
         if self._closing:
-            self._lock.release()
+            self._leave()  # the last thread out closes the fds (see _leave)
             self._raise_closed()
         return True
 
     def _leave(self) -> None:
+        """Release the call lock; once closing, the last thread out closes the fds."""
         self._lock.release()
         if self._closing and self._lock.acquire(False):
             with self._state:

@@ -4,14 +4,18 @@ and ``_reader.pxi``).
 
 from __future__ import annotations
 
+import operator
 import os
 import select
+import sys
 from collections.abc import Iterator
 
 from ._errors import (
     ClosedError,
     CorruptStreamError,
     Empty,
+    MessageTooLargeError,
+    report_loss,
 )
 from ._py_claims import _ClaimingReader
 from ._py_wire import (
@@ -73,7 +77,7 @@ class ReaderCore(_ClaimingReader):
                 continue
             if n:
                 self._drained = n < len(self._rbuf)
-                self._buf += memoryview(self._rbuf)[:n]
+                self._append(memoryview(self._rbuf)[:n])
                 return 1
             # See _fill in _reader.pxi: read() gives 0 before the first writer and after the
             # last, but only after the last is POLLHUP set.
@@ -99,7 +103,7 @@ class ReaderCore(_ClaimingReader):
                 continue
             if not n:
                 return -1
-            self._buf += memoryview(self._rbuf)[:n]
+            self._append(memoryview(self._rbuf)[:n])
             return 1
 
     def _refill(self, status: int, deadline: float | None, timeout: float | None) -> bool:
@@ -109,8 +113,7 @@ class ReaderCore(_ClaimingReader):
         """
         if status < 0:
             self._raise_bad(status)
-        self._report_drops()
-        r = self._fill(deadline)
+        r = self._fill(deadline)  # (a message too large for memory: see _append)
         if r == 0:
             raise Empty(f"{self.path!r}: no message within {timeout} s")
         return r > 0
@@ -133,7 +136,6 @@ class ReaderCore(_ClaimingReader):
         self._start = len(self._buf)
         self._discard = 0
         self._skip_line = False
-        self._report_drops()
         raise EOFError(f"{self.path!r}: every writer has closed the FIFO (end of stream)")
 
     # ------------------------------------------------------------ public calls
@@ -157,8 +159,7 @@ class ReaderCore(_ClaimingReader):
     def get_many(self, max_messages: int = 1000, timeout: float | None = None) -> list[bytes]:
         """Return a list of 1 to ``max_messages`` messages.  See the Cython core."""
         deadline = _to_deadline(timeout)
-        if max_messages < 1:
-            raise ValueError(f"max_messages must be >= 1, not {max_messages}")
+        max_messages = self._count_arg(max_messages)
         if not self._enter(deadline):
             raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
         out: list[bytes] = []
@@ -193,8 +194,24 @@ class ReaderCore(_ClaimingReader):
     def __iter__(self) -> ReaderCore:
         return self
 
-    def __next__(self) -> bytes:
+    def _count_arg(self, n: int) -> int:
+        """``max_messages``: any int >= 1 (as the Cython core, which caps it at sys.maxsize)."""
         try:
-            return self.get()
-        except (EOFError, ClosedError):
-            raise StopIteration from None
+            v = operator.index(n)
+        except TypeError:
+            raise TypeError(
+                f"{self.path!r}: max_messages must be an int >= 1, not {type(n).__name__}"
+            ) from None
+        if v < 1:
+            raise ValueError(f"{self.path!r}: max_messages must be >= 1, not {v}")
+        return min(v, sys.maxsize)
+
+    def __next__(self) -> bytes:
+        """The next message; bad input is skipped and logged: see the Cython core."""
+        while True:
+            try:
+                return self.get()
+            except (EOFError, ClosedError):
+                raise StopIteration from None
+            except (CorruptStreamError, MessageTooLargeError) as e:
+                report_loss(str(e))

@@ -9,13 +9,12 @@ import fcntl
 import os
 import select
 import time
-import warnings
 from typing import Any
 
 from ._errors import (
     CorruptStreamError,
-    IncompleteMessageWarning,
     MessageTooLargeError,
+    report_loss,
 )
 from ._py_endpoint import _Endpoint
 from ._py_wire import (
@@ -30,9 +29,11 @@ from ._py_wire import (
     KIND_WHOLE,
     LINES,
     NEED,
+    NO_MEMORY,
     TOO_LARGE,
     _header_valid,
     _ofd_held,
+    _prefix_impossible,
 )
 
 
@@ -63,10 +64,10 @@ class _ReaderBase(_Endpoint):
         self._resync = False
         self._drained = False
         self._asm: bytearray | None = None
-        self._asm_total = 0
+        self._asm_total = self._asm_have = 0
         self._asm_skip = False
         self._orphan = False
-        self._late_warnings: list[str] = []
+        self._need = 1  # bytes the message at the head needs in all (see the Cython core)
         self._shared = self._locked = self._in_msg = False
         self._owe = 0  # bytes at the pipe's head that finish a unit this reader began
         self._use_tee = False
@@ -98,6 +99,21 @@ class _ReaderBase(_Endpoint):
         self._closed_reason = "it was opened before fork(); open a new Reader in this process"
         self._close_fds()
 
+    def close(self) -> None:
+        """Close the Reader (idempotent); what it read and did not return is reported."""
+        if not self._closing and hasattr(self, "_buf"):
+            n = len(self._buf) - self._start - self._discard
+            if self._asm is not None:
+                self._drop_partial("the Reader closed before it ended")
+            if n > 0 and not self._skip_line:
+                report_loss(
+                    f"{self.path!r}: the Reader closed with {n} bytes read from the FIFO and "
+                    "not yet returned as messages; they are lost (take every message before "
+                    "closing, or use shared=True: a shared Reader holds only what its calls "
+                    "return)"
+                )
+        super().close()
+
     def _close_fds(self) -> None:
         for name in ("_peek_r", "_peek_w", "_null_fd"):
             fd = getattr(self, name, -1)
@@ -125,6 +141,7 @@ class _ReaderBase(_Endpoint):
 
     def _take(self) -> tuple[int, bytes | None]:
         buf = self._buf
+        self._need = 1
         while True:
             avail = len(buf) - self._start
             if self._discard:
@@ -136,9 +153,10 @@ class _ReaderBase(_Endpoint):
                 continue
             s = self._start
             if self._framing == FRAMES:
-                if avail < HEADER:
+                if avail < HEADER and not _prefix_impossible(buf, s, avail):
+                    self._need = HEADER
                     return NEED, None
-                if not _header_valid(buf, s):
+                if avail < HEADER or not _header_valid(buf, s):
                     if not self._resync:
                         return BAD_HEADER, None
                     k = self._scan(s + 1)
@@ -152,17 +170,22 @@ class _ReaderBase(_Endpoint):
                     if length > self._maxmsg:
                         return TOO_LARGE, None
                     if avail < HEADER + length:
+                        self._need = HEADER + length
                         return NEED, None
                     self._start = s + HEADER + length
                     return GOT, bytes(buf[s + HEADER : self._start])
                 if length > 65536 or (kind == KIND_FIRST and length < 8):
                     return BAD_HEADER, None
                 if avail < HEADER + length:
+                    self._need = HEADER + length
                     return NEED, None
                 data = buf[s + HEADER : s + HEADER + length]
                 if kind == KIND_FIRST and int.from_bytes(data[:8], "little") > self._maxmsg:
                     return TOO_LARGE, None
-                msg = self._fragment(kind, data)
+                try:
+                    msg = self._fragment(kind, data)
+                except MemoryError:  # no room for the whole message: drop it, go on
+                    return NO_MEMORY, None
                 self._start = s + HEADER + length
                 if msg is not None:
                     return GOT, msg
@@ -176,6 +199,7 @@ class _ReaderBase(_Endpoint):
                 self._skip_line = False
                 continue
             if nl < 0:
+                self._need = avail + 1
                 return (TOO_LARGE, None) if avail > self._maxmsg else (NEED, None)
             if nl - s > self._maxmsg:
                 return TOO_LARGE, None
@@ -195,7 +219,11 @@ class _ReaderBase(_Endpoint):
                 self._drop_partial("its first fragment is longer than the whole it announces")
                 self._asm_skip = True
                 return None
-            self._asm = bytearray(data[8:])
+            # The whole message at once (as the Cython core): a MemoryError comes here,
+            # at its first fragment, not half-way through it.
+            self._asm = bytearray(total)
+            self._asm[: len(data) - 8] = data[8:]
+            self._asm_have = len(data) - 8
             self._asm_total = total
             return None
         if self._asm is None:
@@ -208,33 +236,34 @@ class _ReaderBase(_Endpoint):
             if kind == KIND_LAST:
                 self._asm_skip = self._orphan = False
             return None
-        if len(self._asm) + len(data) > self._asm_total:
+        have = self._asm_have
+        if have + len(data) > self._asm_total:
             self._drop_partial("its fragments add up to more than it announced")
             self._asm_skip = kind != KIND_LAST
             return None
-        self._asm += data
+        self._asm[have : have + len(data)] = data
+        self._asm_have = have + len(data)
         if kind == KIND_MIDDLE:
             return None
-        if len(self._asm) != self._asm_total:
+        if self._asm_have != self._asm_total:
             self._drop_partial("its fragments add up to less than it announced")
             return None
         msg, self._asm = bytes(self._asm), None
         return msg
 
     def _drop_partial(self, reason: str) -> None:
+        """Drop the large message being reassembled; count and report it (at once, once)."""
         self.dropped_messages += 1
         if self._asm is not None:
-            what = f"a large message ({len(self._asm)} of {self._asm_total} bytes received)"
+            what = f"a large message ({self._asm_have} of {self._asm_total} bytes received)"
         else:
             what = "an incomplete large message"
         self._asm = None
         self._asm_skip = False
-        self._late_warnings.append(f"{self.path!r}: dropped {what}: {reason}")
-
-    def _report_drops(self) -> None:
-        pending, self._late_warnings = self._late_warnings, []
-        for text in pending:
-            warnings.warn(text, IncompleteMessageWarning, stacklevel=3)
+        report_loss(
+            f"{self.path!r}: dropped {what}: {reason} "
+            f"({self.dropped_messages} dropped by this reader so far)"
+        )
 
     def _scan(self, i: int) -> int:
         buf, end = self._buf, len(self._buf)
@@ -247,7 +276,7 @@ class _ReaderBase(_Endpoint):
             i += 1
         return end
 
-    def _raise_bad(self, status: int) -> None:
+    def _raise_bad(self, status: int, cause: BaseException | None = None) -> None:
         s = self._start
         if status == BAD_HEADER:
             k = self._scan(s + 1)
@@ -284,11 +313,18 @@ class _ReaderBase(_Endpoint):
             else:
                 n = nl - s
                 self._start = nl + 1
-        least = "at least " if self._framing == LINES else ""
+        size = f"{'at least ' if self._framing == LINES else ''}{n} bytes"
+        if status == NO_MEMORY:
+            raise MessageTooLargeError(
+                f"{self.path!r}: a message of {size} could not be allocated in this process "
+                f"(MemoryError); it was discarded and the messages after it are still "
+                f"delivered (free memory, or set a lower max_message_size to refuse such "
+                f"messages up front)"
+            ) from cause
         raise MessageTooLargeError(
-            f"{self.path!r}: a message of {least}{n} bytes exceeds max_message_size="
-            f"{self._maxmsg}; it was discarded and the messages after it are still delivered "
-            f"(raise max_message_size to receive it)"
+            f"{self.path!r}: a message of {size} exceeds max_message_size={self._maxmsg}; "
+            f"it was discarded and the messages after it are still delivered (raise "
+            f"max_message_size to receive it)"
         )
 
     # ------------------------------------------------------------ reading
@@ -323,6 +359,38 @@ class _ReaderBase(_Endpoint):
                 return rev
             if deadline is not None and time.monotonic() >= deadline:
                 return 0
+
+    def _append(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes just taken from the FIFO to the buffer; never loses them.
+
+        If the buffer cannot grow for the message at its head (one larger than a read,
+        within max_message_size: see ``_refill`` in the Cython core), that message is
+        dropped (MessageTooLargeError, as the Cython core) and ``data`` goes through the
+        same skipping, so the stream stays in step.
+        """
+        try:
+            self._buf += data
+            return
+        except MemoryError as e:
+            if not (self._need > self._bufsize and len(self._buf) > self._start):
+                raise
+            cause = e
+        try:
+            self._raise_bad(NO_MEMORY, cause)
+        except MessageTooLargeError as refused:
+            k = min(self._discard, len(self._buf) - self._start)
+            self._start += k
+            self._discard -= k
+            k = min(self._discard, len(data))
+            self._discard -= k
+            rest = memoryview(data)[k:]
+            if self._skip_line:
+                nl = bytes(rest).find(b"\n")
+                rest = rest[nl + 1 :] if nl >= 0 else rest[:0]
+                self._skip_line = nl < 0
+            self._compact()
+            self._buf += rest
+            raise refused from cause
 
     def _compact(self) -> None:
         if self._start:

@@ -13,6 +13,8 @@ import struct
 import sys
 import time
 
+from ._open import check_timeout
+
 BACKEND = "python"
 
 HEADER = 8
@@ -20,7 +22,7 @@ MAGIC = 0xFA
 KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST = 0, 1, 2, 3
 FRAMES = 0
 LINES = 1
-GOT, NEED, BAD_HEADER, TOO_LARGE = 1, 0, -1, -2
+GOT, NEED, BAD_HEADER, TOO_LARGE, NO_MEMORY = 1, 0, -1, -2, -3
 _MAGIC_BYTE = bytes([MAGIC])
 #: PIPE_BUF on Linux (the only system with tee()): see ATOMIC_MAX in _core.pyx.
 ATOMIC_MAX = 4096
@@ -41,6 +43,11 @@ def _header_valid(buf: bytes | bytearray, i: int) -> bool:
         return False
     c = _check(buf[i + 1], int.from_bytes(buf[i + 4 : i + 8], "little"))
     return buf[i + 2] == (c & 0xFF) and buf[i + 3] == (c >> 8)
+
+
+def _prefix_impossible(buf: bytes | bytearray, i: int, avail: int) -> bool:
+    """Whether ``avail`` (< HEADER) bytes at ``i`` can never begin a header (a foreign writer's)."""
+    return avail >= 1 and (buf[i] != MAGIC or (avail >= 2 and buf[i + 1] & ~3 != 0))
 
 
 def _header_usable(buf: bytes | bytearray, i: int) -> bool:
@@ -79,13 +86,12 @@ def _ofd_held(fd: int) -> bool:
     return bool(_FLOCK.unpack(res)[0] != fcntl.F_UNLCK)
 
 
-def _to_deadline(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    t = float(timeout)
-    if not t >= 0.0:
-        raise ValueError(f"timeout must be None or a number >= 0, not {timeout!r}")
-    return time.monotonic() + t
+def _to_deadline(timeout: object) -> float | None:
+    """None (no deadline) or a monotonic time; as ``to_deadline`` in the Cython core
+    (the rules are ``_open.check_timeout``'s: inf or huge waits for ever, negative does
+    not wait, NaN and non-numbers are refused)."""
+    wait = check_timeout(timeout)
+    return None if wait is None else time.monotonic() + wait
 
 
 def _guarded_write(fd: int, data: bytes | memoryview) -> int:
@@ -106,5 +112,30 @@ def _guarded_write(fd: int, data: bytes | memoryview) -> int:
 
 
 def sigpipe_is_default() -> bool:
-    """True when SIGPIPE would kill this process (Python's view of its disposition)."""
-    return signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL
+    """True when SIGPIPE would kill this process now (its disposition is SIG_DFL).
+
+    Asks the kernel where it can without C (Linux: /proc/self/status lists the ignored
+    and caught signals), else Python's table, which starts as the kernel's.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            fields = dict(line.split(b":", 1) for line in f if b":" in line)
+        bit = 1 << (signal.SIGPIPE - 1)
+        return not (int(fields[b"SigIgn"], 16) | int(fields[b"SigCgt"], 16)) & bit
+    except (OSError, KeyError, ValueError):
+        return signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL
+
+
+_kernel = [-1.0, False]  # when the kernel was last asked (monotonic seconds), what it said
+
+
+def sigpipe_may_kill(at_open: bool) -> bool:
+    """Whether a write now must guard against SIGPIPE: as ``sigpipe_may_kill`` in the
+    Cython core (the kernel's answer at open, Python's table on every write, the kernel
+    again once a millisecond)."""
+    if at_open or signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL:
+        return True
+    now = time.monotonic()
+    if now - _kernel[0] >= 0.001:
+        _kernel[:] = [now, sigpipe_is_default()]
+    return _kernel[1] is True

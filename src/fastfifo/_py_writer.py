@@ -11,6 +11,7 @@ from typing import Any
 from ._errors import (
     Full,
     MessageTooLargeError,
+    not_bytes_error,
 )
 from ._py_endpoint import _Endpoint
 from ._py_wire import (
@@ -24,6 +25,7 @@ from ._py_wire import (
     _guarded_write,
     _to_deadline,
     encode_header,
+    sigpipe_may_kill,
 )
 
 
@@ -97,7 +99,10 @@ class WriterCore(_Endpoint):
     def _write(self, chunk: bytes, deadline: float | None) -> bool:
         while True:
             try:
-                n = _guarded_write(self._fd, chunk) if self._guard else os.write(self._fd, chunk)
+                if sigpipe_may_kill(self._guard):
+                    n = _guarded_write(self._fd, chunk)
+                else:
+                    n = os.write(self._fd, chunk)
             except BlockingIOError:
                 if self._wait(select.POLLOUT, deadline) == 0:
                     return False
@@ -143,9 +148,11 @@ class WriterCore(_Endpoint):
         finally:
             self._unlock(self._lock_fd, self._lock_ofd)
 
-    @staticmethod
-    def _view(data: Any) -> memoryview:
-        v = memoryview(data)
+    def _view(self, data: Any, index: int = -1) -> memoryview:
+        try:
+            v = memoryview(data)
+        except TypeError:
+            raise not_bytes_error(self.path, data, index) from None
         return v.cast("B") if v.ndim != 1 or v.format != "B" else v
 
     def put(self, data: Any, timeout: float | None = None) -> None:
@@ -214,7 +221,7 @@ class WriterCore(_Endpoint):
         try:
             self._flush(None)
         finally:
-            self._lock.release()
+            self._leave()
         return True
 
     def _after_fork_in_child(self) -> None:
@@ -228,7 +235,7 @@ class WriterCore(_Endpoint):
         """Write many messages, packed into as few atomic writes as possible."""
         deadline = _to_deadline(timeout)
         seq = messages if type(messages) is list else list(messages)
-        views = [self._view(item) for item in seq]
+        views = [self._view(item, i) for i, item in enumerate(seq)]
         sizes = [self._frame_size(v, i) for i, v in enumerate(views)]
         if not views:
             return

@@ -123,7 +123,6 @@ cdef class ReaderCore(_ClaimingReader):
         self.start = self.end
         self.discard = 0
         self.skip_line = False
-        self._report_drops()
         raise EOFError(f"{self.path!r}: every writer has closed the FIFO (end of stream)")
 
     cdef int _refill(self, int status, double deadline, timeout) except -1:
@@ -134,8 +133,14 @@ cdef class ReaderCore(_ClaimingReader):
         cdef int r
         if status < 0:
             self._raise_bad(status)
-        self._report_drops()
-        r = self._fill(deadline)
+        try:
+            r = self._fill(deadline)
+        except MemoryError as e:
+            # No room to grow the buffer for the message at its head (one larger than
+            # the buffer, within max_message_size): drop that message, not the stream.
+            if status == NEED and self.need > self.cap and self.end > self.start:
+                self._raise_bad(NO_MEMORY, e)
+            raise
         if r == 0:
             raise Empty(f"{self.path!r}: no message within {timeout} s")
         return r > 0
@@ -161,10 +166,10 @@ cdef class ReaderCore(_ClaimingReader):
         ClosedError
             The Reader is closed (or was closed by another thread meanwhile).
 
-        Warns
+        Notes
         -----
-        IncompleteMessageWarning
-            A large message was cut short by its writer and dropped.
+        A large message cut short by its writer is dropped, counted in
+        ``dropped_messages`` and logged (WARNING) on the ``fastfifo`` logger.
         """
         cdef double deadline = to_deadline(timeout)
         cdef int status
@@ -181,7 +186,7 @@ cdef class ReaderCore(_ClaimingReader):
         finally:
             self._leave()
 
-    def get_many(self, Py_ssize_t max_messages=1000, timeout=None):
+    def get_many(self, max_messages=1000, timeout=None):
         """Return a list of 1 to ``max_messages`` messages.
 
         Waits (up to ``timeout``) only while no message is available; then takes
@@ -195,9 +200,9 @@ cdef class ReaderCore(_ClaimingReader):
             As for ``get``; an error found after some messages were collected is
             raised by the next call instead, so no message is lost to it.
         """
-        return self._get_many(max_messages, timeout, None)
+        return self._get_many(self._count_arg(max_messages), timeout, None)
 
-    def get_batch(self, Py_ssize_t max_messages=1000, timeout=None):
+    def get_batch(self, max_messages=1000, timeout=None):
         """As ``get_many``, but without copying: a ``MessageBatch`` of read-only views.
 
         One object per call however many messages it holds; a view per message is
@@ -205,8 +210,9 @@ cdef class ReaderCore(_ClaimingReader):
         or any view from it is alive (the Reader reads into a fresh buffer
         meanwhile); drop the batch to let the Reader reuse its buffer.
         """
+        cdef Py_ssize_t n = self._count_arg(max_messages)
         cdef MessageBatch batch = MessageBatch()
-        self._get_many(max_messages, timeout, batch)
+        self._get_many(n, timeout, batch)
         return batch
 
     cdef list _get_many(self, Py_ssize_t max_messages, timeout, MessageBatch batch):
@@ -215,8 +221,6 @@ cdef class ReaderCore(_ClaimingReader):
         cdef bint read_more = True
         cdef list out = []
         cdef Py_ssize_t count = 0
-        if max_messages < 1:
-            raise ValueError(f"max_messages must be >= 1, not {max_messages}")
         if not self._enter(deadline):
             raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
         try:
@@ -255,11 +259,29 @@ cdef class ReaderCore(_ClaimingReader):
             self.batch = None
             self._leave()
 
+    cdef Py_ssize_t _count_arg(self, object n) except -1:
+        """``max_messages`` as a C size: any int >= 1 (a huge one means "all there are")."""
+        try:
+            v = operator.index(n)
+        except TypeError:
+            raise TypeError(f"{self.path!r}: max_messages must be an int >= 1, not "
+                            f"{type(n).__name__}") from None
+        if v < 1:
+            raise ValueError(f"{self.path!r}: max_messages must be >= 1, not {v}")
+        return v if v < PY_SSIZE_T_MAX else PY_SSIZE_T_MAX
+
     def __iter__(self):
         return self
 
     def __next__(self):
-        try:
-            return self.get()
-        except (EOFError, ClosedError):
-            raise StopIteration
+        """The next message.  A worker loop survives bad input: bytes that are not
+        messages and messages too large to keep are skipped, logged (WARNING, on the
+        ``fastfifo`` logger, once per event with the path and the count) and the loop
+        goes on; the end of the stream or ``close()`` ends it."""
+        while True:
+            try:
+                return self.get()
+            except (EOFError, ClosedError):
+                raise StopIteration
+            except (CorruptStreamError, MessageTooLargeError) as e:
+                report_loss(str(e))

@@ -23,7 +23,6 @@ cdef class _ReaderBase(_Endpoint):
     cdef Py_ssize_t asm_total, asm_have
     cdef bint asm_skip        # dropping the fragments of a message that is not delivered
     cdef bint orphan          # inside fragments whose first one this reader never got
-    cdef list late_warnings   # drops found mid-call, reported at the next safe point
     # shared readers
     cdef bint shared, use_tee, locked, in_msg
     cdef Py_ssize_t owe       # bytes at the pipe's head that finish a unit this reader began
@@ -35,7 +34,6 @@ cdef class _ReaderBase(_Endpoint):
 
     def __cinit__(self, *args, **kwargs):
         self.rlock_fd = self.wlock_fd = self.peek_r = self.peek_w = self.null_fd = -1
-        self.late_warnings = []
 
     def _configure(self, int fd, path, int framing, Py_ssize_t max_message_size,
                    Py_ssize_t buffer_size, bint stop_at_eof, int wlock_fd=-1,
@@ -70,6 +68,23 @@ cdef class _ReaderBase(_Endpoint):
         self.closing = True
         self.closed_reason = "it was opened before fork(); open a new Reader in this process"
         self._close_fds()
+
+    def close(self):
+        """Close the Reader (idempotent); a call blocked in another thread raises ClosedError.
+
+        What it had read and not yet returned dies with it: that is reported (logged
+        on the ``fastfifo`` logger), never silent.
+        """
+        cdef Py_ssize_t n = self.end - self.start - self.discard
+        if not self.closing:
+            if self.asm is not None:
+                self._drop_partial("the Reader closed before it ended")
+            if n > 0 and not self.skip_line:
+                report_loss(f"{self.path!r}: the Reader closed with {n} bytes read from the "
+                            f"FIFO and not yet returned as messages; they are lost (take "
+                            f"every message before closing, or use shared=True: a shared "
+                            f"Reader holds only what its calls return)")
+        _Endpoint.close(self)
 
     cdef void _close_fds(self) noexcept:
         cdef int fd
@@ -115,11 +130,11 @@ cdef class _ReaderBase(_Endpoint):
                 continue
             p = <const uint8_t *>self.buf + self.start
             if self.framing == FRAMES:
-                if avail < HEADER:
+                if avail < HEADER and not prefix_impossible(p, avail):
                     self.need = HEADER
                     status[0] = NEED
                     return None
-                if not header_valid(p):
+                if avail < HEADER or not header_valid(p):
                     if not self.resync:
                         status[0] = BAD_HEADER
                         return None
@@ -155,7 +170,11 @@ cdef class _ReaderBase(_Endpoint):
                 if kind == KIND_FIRST and load_u64(p + HEADER) > <unsigned long long>self.maxmsg:
                     status[0] = TOO_LARGE
                     return None
-                msg = self._fragment(kind, p + HEADER, length)
+                try:
+                    msg = self._fragment(kind, p + HEADER, length)
+                except MemoryError:  # no room for the whole message: drop it, go on
+                    status[0] = NO_MEMORY
+                    return None
                 self.start += HEADER + length
                 if msg is not None:
                     status[0] = GOT
@@ -228,7 +247,8 @@ cdef class _ReaderBase(_Endpoint):
         msg, self.asm = self.asm, None
         return msg
 
-    cdef void _drop_partial(self, reason):
+    cdef int _drop_partial(self, reason) except -1:
+        """Drop the large message being reassembled; count and report it (at once, once)."""
         self.dropped_messages += 1
         if self.asm is not None:
             what = f"a large message ({self.asm_have} of {self.asm_total} bytes received)"
@@ -236,15 +256,8 @@ cdef class _ReaderBase(_Endpoint):
             what = "an incomplete large message"
         self.asm = None
         self.asm_skip = False
-        self.late_warnings.append(f"{self.path!r}: dropped {what}: {reason}")
-
-    cdef int _report_drops(self) except -1:
-        """Issue the warnings for drops found earlier; only where no message is in hand."""
-        cdef list pending = self.late_warnings
-        if pending:
-            self.late_warnings = []
-            for text in pending:
-                warnings.warn(text, IncompleteMessageWarning, stacklevel=3)
+        report_loss(f"{self.path!r}: dropped {what}: {reason} "
+                    f"({self.dropped_messages} dropped by this reader so far)")
         return 0
 
     cdef Py_ssize_t _scan(self, Py_ssize_t i) noexcept:
@@ -260,7 +273,7 @@ cdef class _ReaderBase(_Endpoint):
             i += 1
         return self.end
 
-    cdef int _raise_bad(self, int status) except -1:
+    cdef int _raise_bad(self, int status, object cause=None) except -1:
         """Skip past the bad bytes at the head of the buffer and raise about them."""
         cdef Py_ssize_t k, n
         cdef const char *nl
@@ -297,10 +310,17 @@ cdef class _ReaderBase(_Endpoint):
             else:
                 n = nl - (self.buf + self.start)
                 self.start = nl + 1 - self.buf
+        size = f"{'at least ' if self.framing == LINES else ''}{n} bytes"
+        if status == NO_MEMORY:
+            raise MessageTooLargeError(
+                f"{self.path!r}: a message of {size} could not be allocated in this process "
+                f"(MemoryError); it was discarded and the messages after it are still "
+                f"delivered (free memory, or set a lower max_message_size to refuse such "
+                f"messages up front)") from cause
         raise MessageTooLargeError(
-            f"{self.path!r}: a message of {'at least ' if self.framing == LINES else ''}{n} "
-            f"bytes exceeds max_message_size={self.maxmsg}; it was discarded and the "
-            f"messages after it are still delivered (raise max_message_size to receive it)")
+            f"{self.path!r}: a message of {size} exceeds max_message_size={self.maxmsg}; "
+            f"it was discarded and the messages after it are still delivered (raise "
+            f"max_message_size to receive it)")
 
     # ------------------------------------------------------------ reading
 

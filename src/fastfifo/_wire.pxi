@@ -47,6 +47,11 @@ cdef inline bint header_valid(const uint8_t *p) noexcept nogil:
     return p[2] == (c & 0xFF) and p[3] == (c >> 8)
 
 
+cdef inline bint prefix_impossible(const uint8_t *p, Py_ssize_t avail) noexcept nogil:
+    """Whether ``avail`` (< HEADER) bytes can never begin a header: a foreign writer's."""
+    return avail >= 1 and (p[0] != MAGIC or (avail >= 2 and (p[1] & ~KIND_MASK) != 0))
+
+
 cdef inline bint header_usable(const uint8_t *p) noexcept nogil:
     """A valid header the parser does not refuse as bad (a fragment is one atomic write)."""
     cdef uint32_t length
@@ -73,13 +78,36 @@ cdef inline double monotonic() noexcept nogil:
     return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
+#: Timeouts at or above this many seconds (about 31 years) wait for ever, as None does:
+#: every later conversion of a deadline to micro- or milliseconds then stays in range.
+cdef double FOREVER = 1e9
+
+
 cdef double to_deadline(object timeout) except? -2.0:
-    """-1.0 means no deadline (block for ever); 0 or more is a monotonic time."""
+    """-1.0 means no deadline (block for ever); 0 or more is a monotonic time.
+
+    None, inf and anything >= FOREVER wait for ever; a negative timeout does not wait
+    (as ``multiprocessing.Queue``); NaN and non-numbers are refused.
+    """
+    cdef double t
     if timeout is None:
         return -1.0
-    cdef double t = timeout
-    if not t >= 0.0:  # also catches NaN
-        raise ValueError(f"timeout must be None or a number >= 0, not {timeout!r}")
+    if isinstance(timeout, (str, bytes, bytearray)):
+        raise TypeError(f"timeout must be None or a number of seconds, not "
+                        f"{type(timeout).__name__} {timeout!r}")
+    try:
+        t = timeout
+    except OverflowError:  # an int too large for a double: for ever (or, < 0, no wait)
+        return -1.0 if timeout > 0 else monotonic()
+    except TypeError:
+        raise TypeError(f"timeout must be None or a number of seconds, not "
+                        f"{type(timeout).__name__} {timeout!r}") from None
+    if t != t:
+        raise ValueError("timeout must be None or a number of seconds, not NaN")
+    if t >= FOREVER:
+        return -1.0
+    if t < 0.0:
+        t = 0.0
     return monotonic() + t
 
 
@@ -100,10 +128,47 @@ cdef Py_ssize_t guarded_write(int fd, const char *p, size_t n, int *err) noexcep
 
 
 def sigpipe_is_default():
-    """True when SIGPIPE would kill this process (its disposition is SIG_DFL).
+    """True when SIGPIPE would kill this process now (its disposition is SIG_DFL).
 
     Asks the kernel, not Python's table: an embedding host may have reset it.
     """
     cdef sigaction_t sa
     sigaction(px.SIGPIPE, NULL, &sa)
     return sa.sa_handler == SIG_DFL
+
+
+# Python's own record of the SIGPIPE disposition (``_signal.getsignal``: no system call).
+# It starts as the kernel's and follows every ``signal.signal()``.
+import _signal
+cdef object _getsignal = _signal.getsignal
+cdef object _SIGPIPE_NUM = int(px.SIGPIPE)
+cdef object _SIG_DFL_OBJ = _signal.SIG_DFL
+
+
+cdef double _kernel_asked = -1.0    # when the kernel was last asked (monotonic seconds)
+cdef bint _kernel_default = False   # what it said
+
+
+cdef inline bint sigpipe_may_kill(bint at_open) except -1:
+    """Whether a write now must guard against SIGPIPE (decided per write, not once).
+
+    ``at_open``: the kernel said SIG_DFL when the Writer opened.  Then Python's table,
+    which every ``signal.signal(SIGPIPE, ...)`` updates at once (the stdlib's idiom for
+    command-line tools).  Then the kernel itself, asked again once a millisecond: a C
+    library that resets SIGPIPE behind Python's back is seen within 1 ms (asking on
+    every write would add a system call per message: docs/guide.md, "SIGPIPE").
+    """
+    global _kernel_asked, _kernel_default
+    cdef sigaction_t sa
+    cdef double now
+    if at_open:
+        return True
+    h = _getsignal(_SIGPIPE_NUM)
+    if h is _SIG_DFL_OBJ or h == _SIG_DFL_OBJ:
+        return True
+    now = monotonic()
+    if now - _kernel_asked >= 0.001:
+        sigaction(px.SIGPIPE, NULL, &sa)
+        _kernel_default = sa.sa_handler == SIG_DFL
+        _kernel_asked = now
+    return _kernel_default

@@ -92,7 +92,7 @@ cdef class WriterCore(_Endpoint):
         cdef Py_ssize_t r
         cdef int err
         while True:
-            if self.guard:
+            if sigpipe_may_kill(self.guard):
                 r = guarded_write(self.fd, p, n, &err)
             else:
                 r = write(self.fd, p, n)
@@ -179,7 +179,10 @@ cdef class WriterCore(_Endpoint):
         if PyBytes_CheckExact(data):
             self._put(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), deadline, timeout)
             return
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except TypeError:
+            raise not_bytes_error(self.path, data) from None
         try:
             self._put(<char *>view.buf, view.len, deadline, timeout)
         finally:
@@ -257,7 +260,7 @@ cdef class WriterCore(_Endpoint):
         try:
             self._flush(-1.0)
         finally:
-            PyThread_release_lock(self.lock)
+            self._leave()
         return True
 
     def _after_fork_in_child(self):
@@ -300,7 +303,10 @@ cdef class WriterCore(_Endpoint):
             if PyBytes_CheckExact(item):
                 self._frame_size(PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item), i)
             else:
-                PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
+                try:
+                    PyObject_GetBuffer(item, &view, PyBUF_SIMPLE)
+                except TypeError:
+                    raise not_bytes_error(self.path, item, i) from None
                 try:
                     self._frame_size(<char *>view.buf, view.len, i)
                 finally:

@@ -42,8 +42,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._backend import core as _core
 from ._endpoints import classes_for
-from ._errors import ClosedError, Empty, Full
-from ._open import pipe_capacity
+from ._errors import (
+    ClosedError,
+    CorruptStreamError,
+    Empty,
+    Full,
+    MessageTooLargeError,
+    not_bytes_error,
+    report_loss,
+)
+from ._open import Backoff, check_timeout, pipe_capacity
 
 __all__ = ["Queue", "Reader", "Writer", "open_writer"]
 
@@ -81,7 +89,14 @@ def _readable(fd: int) -> bool:
 
 
 def _nbytes(data: Any) -> int:
-    return data.nbytes if isinstance(data, memoryview) else len(data)
+    """A message's size in bytes (``len()`` counts items: an array of ints is 4x longer)."""
+    if type(data) is bytes:
+        return len(data)
+    try:
+        with memoryview(data) as view:
+            return view.nbytes
+    except TypeError:
+        raise not_bytes_error("aio.Writer", data) from None
 
 
 class _Waiters:
@@ -276,10 +291,15 @@ class Reader(_Endpoint):
         return self
 
     async def __anext__(self) -> bytes:
-        try:
-            return await self.get()
-        except (EOFError, ClosedError):
-            raise StopAsyncIteration from None
+        """The next message; as iterating a ``fastfifo.Reader``, bad input (bytes that are
+        not messages, a message too large to keep) is skipped and logged, not raised."""
+        while True:
+            try:
+                return await self.get()
+            except (EOFError, ClosedError):
+                raise StopAsyncIteration from None
+            except (CorruptStreamError, MessageTooLargeError) as e:
+                report_loss(str(e))
 
     def close(self) -> None:
         """Close the Reader; waiting ``get`` calls raise ``ClosedError``."""
@@ -654,8 +674,9 @@ async def open_writer(
     seconds.  Other options are ``fastfifo.Writer``'s.
     """
     loop = asyncio.get_running_loop()
-    deadline = None if open_timeout is None else loop.time() + open_timeout
-    delay = 0.001
+    wait = check_timeout(open_timeout, "open_timeout", os.fspath(path))
+    deadline = None if wait is None else loop.time() + wait
+    backoff = Backoff(0.001, 0.05)
     while True:
         try:
             return Writer(path, open_timeout=0, **options)
@@ -663,9 +684,7 @@ async def open_writer(
             if deadline is not None and loop.time() >= deadline:
                 raise
         # No readiness event exists for "a reader opened the FIFO": poll with a backoff.
-        wait = delay if deadline is None else min(delay, max(deadline - loop.time(), 0.0))
-        await asyncio.sleep(wait)
-        delay = min(delay * 2, 0.05)
+        await asyncio.sleep(backoff.next(None if deadline is None else deadline - loop.time()))
 
 
 class Queue(Generic[Item]):
