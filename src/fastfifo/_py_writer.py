@@ -136,7 +136,7 @@ class WriterCore(_Endpoint):
                     raise Full(
                         f"{self.path!r}: the pipe stayed full for {timeout} s after {off} of "
                         f"{n} bytes of a large message; the message was not delivered "
-                        "(readers drop the part they got, with an IncompleteMessageWarning)",
+                        "(readers drop the part they got and log it)",
                         0,
                     )
                 off += chunk

@@ -133,8 +133,7 @@ cdef class WriterCore(_Endpoint):
                     raise Full(
                         f"{self.path!r}: the pipe stayed full for {timeout} s after "
                         f"{off} of {n} bytes of a large message; the message was not "
-                        f"delivered (readers drop the part they got, with an "
-                        f"IncompleteMessageWarning)", 0)
+                        f"delivered (readers drop the part they got and log it)", 0)
                 off += chunk
                 if off == n:
                     return 1

@@ -477,8 +477,8 @@ class Writer(_Endpoint):
 
     def close(self) -> None:
         """Close now.  Messages still in the backlog are not sent (their ``put`` raises
-        ``ClosedError``); a large message in flight is cut (readers drop it with an
-        ``IncompleteMessageWarning``).  ``await aclose()`` sends everything first."""
+        ``ClosedError``); a large message in flight is cut (readers drop it and log
+        it).  ``await aclose()`` sends everything first."""
         self._disarm()
         self._sync.close()
         if self._error is None:
