@@ -20,12 +20,16 @@ if os.environ.get("FASTFIFO_NO_EXTENSIONS", "") in ("", "0"):
         extra_compile, extra_link = flags, flags
     ext_modules = cythonize(
         [
+            # _parse.py is Cython's pure-Python mode (typed by _parse.pxd); the pure
+            # twin runs the same file uncompiled.
             Extension(
-                "fastfifo._core",
-                ["src/fastfifo/_core.pyx"],
+                f"fastfifo.{name}",
+                [f"src/fastfifo/{name}{suffix}"],
+                include_dirs=["src/fastfifo"],  # _posix.h
                 extra_compile_args=extra_compile,
                 extra_link_args=extra_link,
             )
+            for name, suffix in (("_parse", ".py"), ("_core", ".pyx"))
         ],
         compiler_directives={"language_level": 3, "embedsignature": True},
     )

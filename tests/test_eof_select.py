@@ -1,7 +1,7 @@
 """End of stream for stop_at_eof readers, waiting in poll() and in select().
 
 macOS's poll() and kqueue never report that the last writer of a FIFO left, so there a
-stop_at_eof Reader waits in select(), which does (fastfifo._endpoints.SELECT_FOR_EOF).
+stop_at_eof Reader waits in select(), which does (fastfifo._endpoints._SELECT_FOR_EOF).
 Linux reports it both ways, so every test here runs both wait paths on both cores: the
 select() path is the one macOS uses, exercised here on real FIFOs.
 """
@@ -24,7 +24,7 @@ from fastfifo import _endpoints
 # macOS's poll() cannot see the end of the stream, so only Linux runs the poll() path here.
 @pytest.fixture(params=["poll", "select"] if sys.platform.startswith("linux") else ["select"])
 def wait(request, monkeypatch):
-    monkeypatch.setattr(_endpoints, "SELECT_FOR_EOF", request.param == "select")
+    monkeypatch.setattr(_endpoints, "_SELECT_FOR_EOF", request.param == "select")
     return request.param
 
 

@@ -695,7 +695,7 @@ def test_exact_claims_honour_the_timeout_on_a_partial_frame(
 ):
     """Once a bug: exact-read claims (shared readers without tee, i.e. macOS) waited for
     the rest with no deadline, holding the readers' lock."""
-    monkeypatch.setattr(_endpoints, "FORCE_EXACT_CLAIMS", True)
+    monkeypatch.setattr(_endpoints, "_FORCE_EXACT_CLAIMS", True)
     r = ff.Reader(fifo, framing=framing, shared=True)
     fd = raw_writer(fifo)
     os.write(fd, partial)
@@ -784,7 +784,7 @@ def test_exact_claims_keep_a_partial_frame_and_its_rest_from_other_readers(
 ):
     """The reader that read part of a frame keeps those bytes and the readers' lock across
     its timed-out calls, so no other reader takes the rest as if a frame started there."""
-    monkeypatch.setattr(_endpoints, "FORCE_EXACT_CLAIMS", True)
+    monkeypatch.setattr(_endpoints, "_FORCE_EXACT_CLAIMS", True)
     r1 = ff.Reader(fifo, framing=framing, shared=True)
     r2 = ff.Reader(fifo, framing=framing, shared=True)
     wire = frame(msg) if framing == "frames" else msg + b"\n"
@@ -816,7 +816,7 @@ def test_shared_readers_never_deliver_frames_inside_a_discarded_payload(
     """Once a bug: the reader that refused an oversized frame (MessageTooLargeError) let go
     of the lock with its payload still in the pipe; another reader then read the payload
     as a stream and delivered the frames inside it as good messages."""
-    monkeypatch.setattr(_endpoints, "FORCE_EXACT_CLAIMS", exact)
+    monkeypatch.setattr(_endpoints, "_FORCE_EXACT_CLAIMS", exact)
     r1 = ff.Reader(fifo, shared=True, max_message_size=100)
     r2 = ff.Reader(fifo, shared=True, max_message_size=100)
     payload = b"".join(frame(b"inner-%d" % i) for i in range(60))

@@ -47,7 +47,7 @@ def _shared_reader(backend, path, out_path, done, progress, index, max_batch, ex
 
     from fastfifo import _endpoints
 
-    _endpoints.FORCE_EXACT_CLAIMS = exact
+    _endpoints._FORCE_EXACT_CLAIMS = exact
     ns = endpoints(backend)
     rng = random.Random(os.getpid())
     with ns.Reader(path, shared=True) as r, open(out_path, "wb", buffering=0) as out:

@@ -91,8 +91,7 @@ cdef class _Endpoint:
             PyThread_release_lock(self.lock)
 
     cdef int _raise_closed(self) except -1:
-        raise ClosedError(f"{type(self).__name__} for {self.path!r} is closed"
-                          + (f" ({self.closed_reason})" if self.closed_reason else ""))
+        raise texts.closed(type(self).__name__, self.path, self.closed_reason)
 
     def close(self):
         """Close the endpoint (idempotent); a call blocked in another thread raises ClosedError."""

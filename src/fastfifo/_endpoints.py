@@ -40,11 +40,11 @@ _FRAMINGS = {"frames": 0, "lines": 1}
 
 #: Tests set this to run shared readers through the exact-read claims that systems
 #: without tee() (macOS) use.
-FORCE_EXACT_CLAIMS = False
+_FORCE_EXACT_CLAIMS = False
 #: A stop_at_eof Reader (not shared) waits in select(), not poll(): macOS's poll() and
 #: kqueue never report that the last writer of a FIFO left, select() does.  Linux's
 #: poll() reports it (POLLHUP); the tests switch this on there to run the select() path.
-SELECT_FOR_EOF = sys.platform == "darwin"
+_SELECT_FOR_EOF = sys.platform == "darwin"
 
 
 if TYPE_CHECKING:  # type checkers see the compiled core's API (_core.pyi) as the base
@@ -310,9 +310,9 @@ class Reader(_CoreReader):
                     peek_w,
                     null,
                     PEEK_WINDOW,
-                    self._core.HAVE_TEE and not FORCE_EXACT_CLAIMS,
+                    self._core.HAVE_TEE and not _FORCE_EXACT_CLAIMS,
                 )
-            elif stop_at_eof and SELECT_FOR_EOF:
+            elif stop_at_eof and _SELECT_FOR_EOF:
                 self._eof_by_select()
         except BaseException as exc:
             if self.closed is False and self.path is not None:

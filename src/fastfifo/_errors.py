@@ -85,3 +85,87 @@ class IncompleteMessageWarning(UserWarning):
     A large message cut short (its writer died or gave up mid-message) is now counted in
     ``Reader.dropped_messages`` and logged on the ``fastfifo`` logger (see ``logger``).
     """
+
+
+# ---------------------------------------------------------------- the texts both cores raise
+# One home for each message, so the cores cannot drift apart: each function returns the
+# exception for the core to raise.  ``timeout`` is what the caller passed.
+
+
+def busy(path: object, what: str, timeout: object, sent: int | None = None) -> Exception:
+    """Another thread of this process was inside the same endpoint until the deadline."""
+    text = f"{path!r}: another thread held the {what} for {timeout} s"
+    if what == "Reader":
+        return Empty(text)
+    return Full(text + "; nothing was written", 0 if sent is None else sent)
+
+
+def no_message(path: object, timeout: object) -> Empty:
+    return Empty(f"{path!r}: no message within {timeout} s")
+
+
+def pipe_full(path: object, timeout: object) -> Full:
+    return Full(
+        f"{path!r}: the pipe stayed full for {timeout} s (the reader is not keeping up); "
+        f"nothing was written",
+        0,
+    )
+
+
+def batch_full(path: object, timeout: object, sent: int) -> Full:
+    return Full(
+        f"{path!r}: the pipe stayed full for {timeout} s (the reader is not keeping up); "
+        f"the first {sent} messages were written, the rest were not",
+        sent,
+    )
+
+
+def pending_full(path: object, timeout: object, pending: int, flushing: bool = False) -> Full:
+    """A buffered Writer could not write what it holds: the call's message was not taken."""
+    if flushing:
+        tail = f"{pending} messages are still buffered"
+    else:
+        tail = f"{pending} earlier messages are still buffered and this one was not taken"
+    return Full(
+        f"{path!r}: the pipe stayed full for {timeout} s (the reader is not keeping up); {tail}", 0
+    )
+
+
+def large_lock_held(path: object, timeout: object) -> Full:
+    return Full(
+        f"{path!r}: another writer held the large-message lock for {timeout} s; nothing was "
+        f"written",
+        0,
+    )
+
+
+def large_cut(path: object, timeout: object, done: int, n: int) -> Full:
+    return Full(
+        f"{path!r}: the pipe stayed full for {timeout} s after {done} of {n} bytes of a "
+        f"large message; the message was not delivered (readers drop the part they got and "
+        f"log it)",
+        0,
+    )
+
+
+def in_batch(exc: Full, path: object, timeout: object, sent: int) -> Full:
+    """A large message of a ``put_many`` batch gave up: say so, and how much was sent."""
+    return Full(f"{exc} ({batch_full(path, timeout, sent)})", sent)
+
+
+def broken_pipe(path: object) -> BrokenPipeError:
+    return BrokenPipeError(
+        32,
+        "no reader has the FIFO open any more (every reader closed or died); the message "
+        "was not written. Start a reader and reopen the Writer",
+        path,
+    )
+
+
+def short_write(path: object, done: int, n: int) -> OSError:
+    return OSError(0, f"short write of {done} of {n} bytes", path)
+
+
+def closed(kind: str, path: object, reason: object) -> ClosedError:
+    why = f" ({reason})" if reason else ""
+    return ClosedError(f"{kind} for {path!r} is closed{why}")

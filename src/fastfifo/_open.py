@@ -1,9 +1,10 @@
-"""Creating and opening FIFOs safely (shared by both backends; not a hot path).
+"""Creating and opening FIFOs safely, and the rules for user options (not a hot path).
 
-The rules come from DESIGN.md section 4 and research/fifo-semantics.md section 11:
-never ``O_CREAT`` (it makes a regular file, and ``protected_fifos`` refuses it in
-sticky directories); open with ``O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC`` and only then
-``fstat`` the descriptor, because a stat before the open is a race.
+Shared by both cores.  The opening rules (docs/SECURITY.md): never ``O_CREAT`` (it makes
+a regular file, and ``protected_fifos`` refuses it in sticky directories); look at what
+is at the path before opening anything where the system allows (``O_PATH`` on Linux),
+open with ``O_NONBLOCK|O_NOFOLLOW|O_CLOEXEC`` and ``fstat`` the descriptor, because a
+stat before the open is a race.  The option rules: ``check_timeout`` and ``check_size``.
 """
 
 from __future__ import annotations

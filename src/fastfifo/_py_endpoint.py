@@ -9,10 +9,8 @@ import threading
 import time
 from typing import Any
 
-from ._errors import (
-    ClosedError,
-)
-from ._py_wire import (
+from . import _errors as texts
+from ._py_clock import (
     _ofd_lock,
 )
 
@@ -76,9 +74,7 @@ class _Endpoint:
             self._lock.release()
 
     def _raise_closed(self) -> None:
-        reason = getattr(self, "_closed_reason", None)
-        why = f" ({reason})" if reason else ""
-        raise ClosedError(f"{type(self).__name__} for {self.path!r} is closed{why}")
+        raise texts.closed(type(self).__name__, self.path, getattr(self, "_closed_reason", None))
 
     def close(self) -> None:
         """Close the endpoint (idempotent); a call blocked in another thread raises ClosedError."""

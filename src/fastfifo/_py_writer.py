@@ -1,32 +1,26 @@
-"""The pure core's WriterCore (twin of ``_writer.pxi``)."""
+"""The pure core's WriterCore (twin of ``_writer.pxi``); checks, headers and texts are
+shared (``_parse.py``, ``_errors.py``)."""
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 from collections.abc import Iterable
 from typing import Any
 
-from ._errors import (
-    Full,
-    MessageTooLargeError,
-    not_bytes_error,
-)
+from . import _errors as texts
+from ._errors import Full, not_bytes_error
+from ._py_clock import _guarded_write, _to_deadline, parse, sigpipe_may_kill
 from ._py_endpoint import _Endpoint
-from ._py_wire import (
-    FRAMES,
-    HEADER,
-    KIND_FIRST,
-    KIND_LAST,
-    KIND_MIDDLE,
-    KIND_WHOLE,
-    LINES,
-    _guarded_write,
-    _to_deadline,
-    encode_header,
-    sigpipe_may_kill,
+
+HEADER, FRAMES, LINES = parse.HEADER, parse.FRAMES, parse.LINES
+KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST = (
+    parse.KIND_WHOLE,
+    parse.KIND_FIRST,
+    parse.KIND_MIDDLE,
+    parse.KIND_LAST,
 )
+encode_header = parse.encode_header
 
 
 class WriterCore(_Endpoint):
@@ -63,37 +57,19 @@ class WriterCore(_Endpoint):
     @property
     def max_atomic_message(self) -> int:
         """The largest message that goes out in one atomic write."""
-        return self._atomic - self._overhead
+        return int(self._atomic - self._overhead)
 
     def _frame_size(self, data: memoryview, index: int) -> int:
         """Bytes of the encoded message when it fits one atomic write, else 0 (fragments)."""
-        n = data.nbytes
-        total = n + self._overhead
-        where = "" if index < 0 else f" (message {index} of the batch)"
-        if total > self._atomic and (self._framing == LINES or n > self._maxmsg):
-            if self._framing == LINES:
-                limit = (
-                    f"lines framing sends each line in one atomic write, so the limit is "
-                    f"{self._atomic - 1} bytes (PIPE_BUF={self._atomic}); use "
-                    f"framing='frames' for larger messages"
-                )
-            else:
-                limit = f"the limit is max_message_size={self._maxmsg}"
-            raise MessageTooLargeError(
-                f"{self.path!r}: a message of {n} bytes{where} is too large: {limit}; "
-                f"nothing was written"
-            )
-        if self._framing == LINES and bytes(data).find(b"\n") >= 0:
-            raise ValueError(
-                f"{self.path!r}: a message{where} contains a newline, which lines framing "
-                f"uses as the separator; nothing was written. Use framing='frames' for "
-                f"binary data"
-            )
-        return total if total <= self._atomic else 0
+        newline = self._framing == LINES and bytes(data).find(b"\n") >= 0
+        total: int = parse.frame_total(
+            self._framing, self._atomic, self._maxmsg, data.nbytes, newline, self.path, index
+        )
+        return total
 
     def _encode(self, data: memoryview) -> bytes:
         if self._framing == FRAMES:
-            return encode_header(KIND_WHOLE, data.nbytes) + data
+            return encode_header(KIND_WHOLE, data.nbytes) + data  # type: ignore[no-any-return]
         return bytes(data) + b"\n"
 
     def _write(self, chunk: bytes, deadline: float | None) -> bool:
@@ -108,37 +84,23 @@ class WriterCore(_Endpoint):
                     return False
                 continue
             except BrokenPipeError:
-                raise BrokenPipeError(
-                    errno.EPIPE,
-                    "no reader has the FIFO open any more (every reader closed or died); the "
-                    "message was not written. Start a reader and reopen the Writer",
-                    self.path,
-                ) from None
+                raise texts.broken_pipe(self.path) from None
             if n != len(chunk):
-                raise OSError(0, f"short write of {n} of {len(chunk)} bytes", self.path)
+                raise texts.short_write(self.path, n, len(chunk))
             return True
 
     def _write_large(self, data: memoryview, deadline: float | None, timeout: Any) -> None:
         """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock."""
         n = data.nbytes
         if not self._lock_wait(self._lock_fd, self._lock_ofd, deadline):
-            raise Full(
-                f"{self.path!r}: another writer held the large-message lock for {timeout} s; "
-                "nothing was written",
-                0,
-            )
+            raise texts.large_lock_held(self.path, timeout)
         try:
             chunk = min(n, self._atomic - 2 * HEADER)
             frame = encode_header(KIND_FIRST, chunk + 8) + n.to_bytes(8, "little") + data[:chunk]
             off = 0
             while True:
                 if not self._write(frame, deadline):
-                    raise Full(
-                        f"{self.path!r}: the pipe stayed full for {timeout} s after {off} of "
-                        f"{n} bytes of a large message; the message was not delivered "
-                        "(readers drop the part they got and log it)",
-                        0,
-                    )
+                    raise texts.large_cut(self.path, timeout, off, n)
                 off += chunk
                 if off == n:
                     return
@@ -156,28 +118,24 @@ class WriterCore(_Endpoint):
         return v.cast("B") if v.ndim != 1 or v.format != "B" else v
 
     def put(self, data: Any, timeout: float | None = None) -> None:
-        """Write one message (bytes-like).  See the Cython core."""
+        """(The docstring is _docs.py's, set at import.)"""
         deadline = _to_deadline(timeout)
         view = self._view(data)
         total = self._frame_size(view, -1)
         if not self._enter(deadline):
-            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+            raise texts.busy(self.path, "Writer", timeout)
         try:
             if total == 0:
                 if self._pend and not self._flush(deadline):
-                    raise Full(self._pending_message(timeout))
+                    raise texts.pending_full(self.path, timeout, len(self._pend))
                 self._write_large(view, deadline, timeout)
             elif self._buffered:
                 if self._pend_bytes + total > self._atomic and not self._flush(deadline):
-                    raise Full(self._pending_message(timeout))
+                    raise texts.pending_full(self.path, timeout, len(self._pend))
                 self._pend.append(self._encode(view))
                 self._pend_bytes += total
             elif not self._write(self._encode(view), deadline):
-                raise Full(
-                    f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
-                    "keeping up); nothing was written",
-                    0,
-                )
+                raise texts.pipe_full(self.path, timeout)
         finally:
             self._leave()
 
@@ -187,25 +145,14 @@ class WriterCore(_Endpoint):
         self._pend, self._pend_bytes = [], 0
         return True
 
-    def _pending_message(self, timeout: float | None) -> str:
-        return (
-            f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not keeping "
-            f"up); {len(self._pend)} earlier messages are still buffered and this one was not "
-            "taken"
-        )
-
     def flush(self, timeout: float | None = None) -> None:
         """Write the messages ``put()`` buffered (``buffered=True``); a no-op otherwise."""
         deadline = _to_deadline(timeout)
         if not self._enter(deadline):
-            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+            raise texts.busy(self.path, "Writer", timeout)
         try:
             if not self._flush(deadline):
-                raise Full(
-                    f"{self.path!r}: the pipe stayed full for {timeout} s; {len(self._pend)} "
-                    "messages are still buffered",
-                    0,
-                )
+                raise texts.pending_full(self.path, timeout, len(self._pend), True)
         finally:
             self._leave()
 
@@ -240,35 +187,29 @@ class WriterCore(_Endpoint):
         if not views:
             return
         if not self._enter(deadline):
-            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s", 0)
+            raise texts.busy(self.path, "Writer", timeout, 0)
         try:
             if self._pend and not self._flush(deadline):
-                raise Full(self._pending_message(timeout), 0)
+                raise texts.pending_full(self.path, timeout, len(self._pend))
             chunk: list[bytes] = []
             used = pending = sent = 0
             for v, size in zip(views, sizes):
                 if size == 0 or used + size > self._atomic:
                     if chunk and not self._write(b"".join(chunk), deadline):
-                        raise Full(self._full_message(timeout, sent), sent)
+                        raise texts.batch_full(self.path, timeout, sent)
                     sent += pending
                     chunk, used, pending = [], 0, 0
                 if size == 0:
                     try:
                         self._write_large(v, deadline, timeout)
                     except Full as e:
-                        raise Full(f"{e} ({self._full_message(timeout, sent)})", sent) from None
+                        raise texts.in_batch(e, self.path, timeout, sent) from None
                     sent += 1
                     continue
                 chunk.append(self._encode(v))
                 used += size
                 pending += 1
             if chunk and not self._write(b"".join(chunk), deadline):
-                raise Full(self._full_message(timeout, sent), sent)
+                raise texts.batch_full(self.path, timeout, sent)
         finally:
             self._leave()
-
-    def _full_message(self, timeout: float | None, sent: int) -> str:
-        return (
-            f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not keeping "
-            f"up); the first {sent} messages were written, the rest were not"
-        )

@@ -1,36 +1,29 @@
 # Included by _core.pyx (one extension module; see its docstring for the layout).
-# _ReaderBase: receive buffer, frame and line parser, fragments, waiting for data.
+# _ReaderBase: the receive buffer the parser reads from, and waiting for data.
 
-# ---------------------------------------------------------------- reader: buffer and parser
+# ---------------------------------------------------------------- reader: buffer
 
 cdef class _ReaderBase(_Endpoint):
-    """A Reader's state, receive buffer and message parser (no waiting for claims here)."""
-    cdef int framing
+    """A Reader's state and receive buffer; ``p`` (``_parse.Parser``) cuts the messages.
+
+    The buffer is ``chunk`` (``buf``, ``cap`` bytes); its unparsed bytes are
+    ``buf[p.start:p.end]``.  Every change of the chunk goes through ``_set_chunk`` so the
+    parser's view of it stays current.
+    """
+    cdef Parser p
     cdef bint stop_at_eof
     cdef _Chunk chunk         # owns buf; replaced (not overwritten) while views are alive
     cdef char *buf
-    cdef Py_ssize_t cap, start, end, need
+    cdef Py_ssize_t cap
     cdef MessageBatch batch   # inside get_batch(): record offsets instead of copying
-    cdef Py_ssize_t maxmsg
-    cdef Py_ssize_t discard   # bytes of an oversized frame still to skip
-    cdef bint skip_line       # lines: dropping the rest of an overlong line
-    cdef bint resync          # frames: skipping garbage (already reported) to the next header
     cdef bint drained         # the last read() came back short: the pipe was empty then
     cdef bint busy            # the last read found bytes waiting: the writer is busy
     cdef double t_read        # monotonic time of the last read that returned bytes
-    # a large message being reassembled from its fragments
-    cdef object asm           # the bytes object being filled, or None
-    cdef Py_ssize_t asm_total, asm_have
-    cdef bint asm_skip        # dropping the fragments of a message that is not delivered
-    cdef bint orphan          # inside fragments whose first one this reader never got
     # shared readers
-    cdef bint shared, use_tee, locked, in_msg
-    cdef Py_ssize_t owe       # bytes at the pipe's head that finish a unit this reader began
+    cdef bint shared, use_tee, locked
     cdef int rlock_fd, wlock_fd, peek_r, peek_w, null_fd
     cdef bint wlock_ofd
-    cdef Py_ssize_t window, claim_max
-    cdef readonly unsigned long long skipped_bytes
-    cdef readonly unsigned long long dropped_messages
+    cdef Py_ssize_t window
 
     def __cinit__(self, *args, **kwargs):
         self.rlock_fd = self.wlock_fd = self.peek_r = self.peek_w = self.null_fd = -1
@@ -38,12 +31,16 @@ cdef class _ReaderBase(_Endpoint):
     def _configure(self, int fd, path, int framing, Py_ssize_t max_message_size,
                    Py_ssize_t buffer_size, bint stop_at_eof, int wlock_fd=-1,
                    bint wlock_ofd=True):
-        self.chunk = _Chunk(max(buffer_size, 4096))
-        self.buf, self.cap = self.chunk.data, self.chunk.size
+        self.p = Parser(path, framing, max_message_size)
+        self._set_chunk(_Chunk(max(buffer_size, 4096)))
         self._attach(fd, path)  # first: see WriterCore._configure
-        self.framing, self.maxmsg, self.stop_at_eof = framing, max_message_size, stop_at_eof
+        self.stop_at_eof = stop_at_eof
         self.wlock_fd = fd if wlock_fd < 0 else wlock_fd
         self.wlock_ofd = wlock_ofd
+
+    cdef inline void _set_chunk(self, _Chunk chunk) noexcept:
+        self.chunk, self.buf, self.cap = chunk, chunk.data, chunk.size
+        self.p.buf = <const unsigned char *>chunk.data
 
     def _eof_by_select(self):
         """Wait in select(), which sees the last writer leave (stop_at_eof, not shared)."""
@@ -75,15 +72,8 @@ cdef class _ReaderBase(_Endpoint):
         What it had read and not yet returned dies with it: that is reported (logged
         on the ``fastfifo`` logger), never silent.
         """
-        cdef Py_ssize_t n = self.end - self.start - self.discard
-        if not self.closing:
-            if self.asm is not None:
-                self._drop_partial("the Reader closed before it ended")
-            if n > 0 and not self.skip_line:
-                report_loss(f"{self.path!r}: the Reader closed with {n} bytes read from the "
-                            f"FIFO and not yet returned as messages; they are lost (take "
-                            f"every message before closing, or use shared=True: a shared "
-                            f"Reader holds only what its calls return)")
+        if not self.closing and self.p is not None:
+            self.p.report_unread()
         _Endpoint.close(self)
 
     cdef void _close_fds(self) noexcept:
@@ -101,254 +91,69 @@ cdef class _ReaderBase(_Endpoint):
     @property
     def buffered(self):
         """Bytes read from the FIFO and not yet returned as messages."""
-        return self.end - self.start
+        return self.p.end - self.p.start
 
     @property
     def buffer_capacity(self):
         """Bytes the receive buffer holds now (grows only for a frame up to max_message_size)."""
         return self.cap
 
-    # ------------------------------------------------------------ parsing
+    @property
+    def skipped_bytes(self):
+        """Bytes skipped because they were not valid frames (see CorruptStreamError)."""
+        return self.p.skipped_bytes
 
-    cdef object _take(self, int *status):
-        """Cut the next message out of the buffer; GOT, NEED or an error code (state unchanged)."""
-        cdef Py_ssize_t avail, k, n
-        cdef const uint8_t *p
-        cdef const char *nl
-        cdef uint32_t length
-        cdef int kind
-        self.need = 1
-        while True:
-            avail = self.end - self.start
-            if self.discard:
-                k = min(self.discard, avail)
-                self.start += k
-                self.discard -= k
-                if self.discard:
-                    status[0] = NEED
-                    return None
-                continue
-            p = <const uint8_t *>self.buf + self.start
-            if self.framing == FRAMES:
-                if avail < HEADER and not prefix_impossible(p, avail):
-                    self.need = HEADER
-                    status[0] = NEED
-                    return None
-                if avail < HEADER or not header_valid(p):
-                    if not self.resync:
-                        status[0] = BAD_HEADER
-                        return None
-                    k = self._scan(self.start + 1)
-                    self.skipped_bytes += k - self.start
-                    self.start = k
-                    continue
-                self.resync = False
-                length = header_length(p)
-                kind = p[1] & KIND_MASK
-                if kind == KIND_WHOLE:
-                    if length > <size_t>self.maxmsg:
-                        status[0] = TOO_LARGE
-                        return None
-                    if avail < HEADER + <Py_ssize_t>length:
-                        self.need = HEADER + length
-                        status[0] = NEED
-                        return None
-                    self.start += HEADER + length
-                    status[0] = GOT
-                    if self.batch is not None:
-                        self.batch._add(self.chunk, self.start - length, length)
-                        return True
-                    return PyBytes_FromStringAndSize(<const char *>p + HEADER, length)
-                # A fragment is one atomic write: never larger than a pipe page.
-                if length > 65536 or (kind == KIND_FIRST and length < 8):
-                    status[0] = BAD_HEADER
-                    return None
-                if avail < HEADER + <Py_ssize_t>length:
-                    self.need = HEADER + length
-                    status[0] = NEED
-                    return None
-                if kind == KIND_FIRST and load_u64(p + HEADER) > <unsigned long long>self.maxmsg:
-                    status[0] = TOO_LARGE
-                    return None
-                try:
-                    msg = self._fragment(kind, p + HEADER, length)
-                except MemoryError:  # no room for the whole message: drop it, go on
-                    status[0] = NO_MEMORY
-                    return None
-                self.start += HEADER + length
-                if msg is not None:
-                    status[0] = GOT
-                    return msg
-                continue
-            nl = <const char *>memchr(p, NEWLINE, avail)
-            if self.skip_line:
-                if nl == NULL:
-                    self.start = self.end
-                    status[0] = NEED
-                    return None
-                self.start = nl + 1 - self.buf
-                self.skip_line = False
-                continue
-            if nl == NULL:
-                if avail > self.maxmsg:
-                    status[0] = TOO_LARGE
-                    return None
-                self.need = avail + 1
-                status[0] = NEED
-                return None
-            n = nl - <const char *>p
-            if n > self.maxmsg:
-                status[0] = TOO_LARGE
-                return None
-            self.start += n + 1
-            status[0] = GOT
+    @property
+    def dropped_messages(self):
+        """Messages dropped: too large, not allocatable, or large ones cut short."""
+        return self.p.dropped_messages
+
+    # ------------------------------------------------------------ messages
+
+    cdef inline object _cut(self):
+        """The message ``p.take()`` just cut, as bytes (or recorded in the batch: True)."""
+        cdef Parser p = self.p
+        cdef object msg = p.cut_obj
+        if msg is not None:
+            p.cut_obj = None
             if self.batch is not None:
-                self.batch._add(self.chunk, self.start - n - 1, n)
+                self.batch._add_bytes(msg)
                 return True
-            return PyBytes_FromStringAndSize(<const char *>p, n)
+            return msg
+        if self.batch is not None:
+            self.batch._add(self.chunk, p.cut_off, p.cut_len)
+            return True
+        return PyBytes_FromStringAndSize(self.buf + p.cut_off, p.cut_len)
 
-    cdef object _fragment(self, int kind, const uint8_t *data, uint32_t length):
-        """Fold one fragment into the message being reassembled; the message when complete."""
-        cdef unsigned long long total
-        if kind == KIND_FIRST:
-            if self.asm is not None or self.asm_skip:
-                self._drop_partial("a new large message began before it ended (its writer "
-                                   "died or gave up part-way)")
-            self.orphan = False
-            total = load_u64(data)
-            if length - 8 > total:
-                self._drop_partial("its first fragment is longer than the whole it announces")
-                self.asm_skip = True
-                return None
-            self.asm = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
-            self.asm_total, self.asm_have = total, length - 8
-            memcpy(PyBytes_AS_STRING(self.asm), data + 8, length - 8)
-            return None
-        if self.asm is None:
-            if not self.asm_skip and not self.orphan:
-                self.orphan = True
-                self._drop_partial("this reader got fragments of a large message whose "
-                                   "beginning went to another reader that then died, or was "
-                                   "sent before this reader opened")
-            if kind == KIND_LAST:
-                self.asm_skip = self.orphan = False
-            return None
-        if self.asm_have + length > self.asm_total:
-            self._drop_partial("its fragments add up to more than it announced")
-            self.asm_skip = kind != KIND_LAST
-            return None
-        memcpy(PyBytes_AS_STRING(self.asm) + self.asm_have, data, length)
-        self.asm_have += length
-        if kind == KIND_MIDDLE:
-            return None
-        if self.asm_have != self.asm_total:
-            self._drop_partial("its fragments add up to less than it announced")
-            return None
-        msg, self.asm = self.asm, None
-        return msg
-
-    cdef int _drop_partial(self, reason) except -1:
-        """Drop the large message being reassembled; count and report it (at once, once)."""
-        self.dropped_messages += 1
-        if self.asm is not None:
-            what = f"a large message ({self.asm_have} of {self.asm_total} bytes received)"
-        else:
-            what = "an incomplete large message"
-        self.asm = None
-        self.asm_skip = False
-        report_loss(f"{self.path!r}: dropped {what}: {reason} "
-                    f"({self.dropped_messages} dropped by this reader so far)")
-        return 0
-
-    cdef Py_ssize_t _scan(self, Py_ssize_t i) noexcept:
-        """First offset >= i that may start a valid header (end of buffer if none)."""
-        cdef const char *m
-        while i < self.end:
-            m = <const char *>memchr(self.buf + i, MAGIC, self.end - i)
-            if m == NULL:
-                return self.end
-            i = m - self.buf
-            if self.end - i < HEADER or header_valid(<const uint8_t *>m):
-                return i
-            i += 1
-        return self.end
-
-    cdef int _raise_bad(self, int status, object cause=None) except -1:
-        """Skip past the bad bytes at the head of the buffer and raise about them."""
-        cdef Py_ssize_t k, n
-        cdef const char *nl
-        cdef const uint8_t *p = <const uint8_t *>self.buf + self.start
-        if status == BAD_HEADER:
-            k = self._scan(self.start + 1)
-            n = k - self.start
-            head = PyBytes_FromStringAndSize(self.buf + self.start, min(n, 16))
-            self.start = k
-            self.skipped_bytes += n
-            self.resync = True
-            raise CorruptStreamError(
-                f"{self.path!r}: skipped {n} bytes that are not fastfifo frames (they start "
-                f"{head!r}): a foreign or corrupt writer, or a lines peer writing into a "
-                f"frames FIFO. Valid messages after them are still delivered", n)
-        self.dropped_messages += 1
-        if self.framing == FRAMES:
-            if (p[1] & KIND_MASK) == KIND_FIRST:
-                if self.asm is not None or self.asm_skip:
-                    self._drop_partial("a new large message began before it ended")
-                n = <Py_ssize_t>load_u64(p + HEADER)
-                self.start += HEADER + header_length(p)
-                self.asm_skip = True
-            else:
-                n = header_length(p)
-                self.start += HEADER
-                self.discard = n
-        else:
-            nl = <const char *>memchr(self.buf + self.start, NEWLINE, self.end - self.start)
-            if nl == NULL:
-                n = self.end - self.start
-                self.start = self.end
-                self.skip_line = True
-            else:
-                n = nl - (self.buf + self.start)
-                self.start = nl + 1 - self.buf
-        size = f"{'at least ' if self.framing == LINES else ''}{n} bytes"
-        if status == NO_MEMORY:
-            raise MessageTooLargeError(
-                f"{self.path!r}: a message of {size} could not be allocated in this process "
-                f"(MemoryError); it was discarded and the messages after it are still "
-                f"delivered (free memory, or set a lower max_message_size to refuse such "
-                f"messages up front)") from cause
-        raise MessageTooLargeError(
-            f"{self.path!r}: a message of {size} exceeds max_message_size={self.maxmsg}; "
-            f"it was discarded and the messages after it are still delivered (raise "
-            f"max_message_size to receive it)")
-
-    # ------------------------------------------------------------ reading
+    # ------------------------------------------------------------ the buffer
 
     cdef int _make_room(self, Py_ssize_t want) except -1:
         """Room for ``want`` more bytes after ``end`` (compacting first, growing if needed)."""
-        cdef Py_ssize_t live = self.end - self.start
+        cdef Parser p = self.p
+        cdef Py_ssize_t live = p.end - p.start
         if self.chunk.exports:
             # Views point below ``start``: append after ``end`` while there is room,
             # and move to a fresh chunk only when the bytes would have to move.
-            if self.cap - self.end < want:
+            if self.cap - p.end < want:
                 self._new_chunk(max(self.cap, live + want))
             return 0
         if live == 0:
-            self.start = self.end = 0
-        elif self.start and self.cap - self.end < want:
-            memmove(self.buf, self.buf + self.start, live)
-            self.start, self.end = 0, live
-        if self.cap - self.end < want:
-            self._grow(self.end + want)
+            p.start = p.end = 0
+        elif p.start and self.cap - p.end < want:
+            memmove(self.buf, self.buf + p.start, live)
+            p.start, p.end = 0, live
+        if self.cap - p.end < want:
+            self._grow(p.end + want)
         return 0
 
     cdef int _new_chunk(self, Py_ssize_t size) except -1:
         """Move the unparsed bytes to a fresh chunk; the old one lives on with its views."""
-        cdef Py_ssize_t live = self.end - self.start
+        cdef Parser p = self.p
+        cdef Py_ssize_t live = p.end - p.start
         cdef _Chunk fresh = _Chunk(max(size, live))
-        memcpy(fresh.data, self.buf + self.start, live)
-        self.chunk, self.buf, self.cap = fresh, fresh.data, fresh.size
-        self.start, self.end = 0, live
+        memcpy(fresh.data, self.buf + p.start, live)
+        self._set_chunk(fresh)
+        p.start, p.end = 0, live
         return 0
 
     cdef int _grow(self, Py_ssize_t size) except -1:
@@ -359,8 +164,10 @@ cdef class _ReaderBase(_Endpoint):
         if nb == NULL:
             raise MemoryError()
         self.chunk.data, self.chunk.size = nb, size
-        self.buf, self.cap = nb, size
+        self._set_chunk(self.chunk)
         return 0
+
+    # ------------------------------------------------------------ waiting
 
     cdef bint _writer_gone(self) except -1:
         """True when no writer holds the large-message lock (so no fragment is on its way)."""
@@ -376,27 +183,28 @@ cdef class _ReaderBase(_Endpoint):
     cdef int _wait_data(self, double deadline) except -1:
         """Wait for POLLIN; while a large message is half received, also notice its writer dying.
 
-        Returns poll's revents, 0 on timeout, or -3 when the partial message was
-        abandoned (its writer released the lock and the pipe stayed empty).
+        Returns poll's revents, 0 on timeout, or ABANDONED when the partial message was
+        dropped (its writer released the lock and the pipe stayed empty).
         """
         cdef double step
         cdef int rev
         cdef px.pollfd pfd
-        if self.asm is None and not self.asm_skip and not self.in_msg:
+        cdef Parser p = self.p
+        if p.asm is None and not p.asm_skip and not p.in_msg:
             return self._wait(px.POLLIN, deadline)
         while True:
             # Check the lock first, then that the pipe is empty: a writer that wrote
             # its last fragment and unlocked in between leaves data we would see.
             # (Lines have no fragments and no writers' lock: an overlong line is
             # waited for to its newline, so no other reader ever gets its tail.)
-            if self.framing == FRAMES and self._writer_gone():
+            if p.framing == FRAMES and self._writer_gone():
                 pfd.fd = self.fd
                 pfd.events = px.POLLIN
                 pfd.revents = 0
                 if px.poll(&pfd, 1, 0) == 0:
-                    self._drop_partial("its writer died or gave up part-way")
-                    self.in_msg = False
-                    return -3
+                    p.drop_partial("its writer died or gave up part-way")
+                    p.in_msg = False
+                    return ABANDONED
             step = monotonic() + 0.1
             rev = self._wait(px.POLLIN, step if deadline < 0 or step < deadline else deadline)
             if rev:

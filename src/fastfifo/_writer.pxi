@@ -56,31 +56,19 @@ cdef class WriterCore(_Endpoint):
         """The largest message that goes out in one atomic write."""
         return self.atomic - (HEADER if self.framing == FRAMES else 1)
 
-    cdef Py_ssize_t _frame_size(self, const char *p, Py_ssize_t n, Py_ssize_t index) except -1:
-        """Bytes of the encoded message when it fits one atomic write, else 0 (fragments)."""
-        cdef Py_ssize_t total = n + (HEADER if self.framing == FRAMES else 1)
-        if total > self.atomic and (self.framing == LINES or n > self.maxmsg):
-            where = "" if index < 0 else f" (message {index} of the batch)"
-            if self.framing == LINES:
-                limit = (f"lines framing sends each line in one atomic write, so the limit "
-                         f"is {self.atomic - 1} bytes (PIPE_BUF={self.atomic}); use "
-                         f"framing='frames' for larger messages")
-            else:
-                limit = f"the limit is max_message_size={self.maxmsg}"
-            raise MessageTooLargeError(
-                f"{self.path!r}: a message of {n} bytes{where} is too large: {limit}; "
-                f"nothing was written")
-        if self.framing == LINES and memchr(p, NEWLINE, n) != NULL:
-            where = "" if index < 0 else f" (message {index} of the batch)"
-            raise ValueError(
-                f"{self.path!r}: a message{where} contains a newline, which lines framing "
-                f"uses as the separator; nothing was written. Use framing='frames' for "
-                f"binary data")
-        return total if total <= self.atomic else 0
+    cdef inline Py_ssize_t _frame_size(self, const char *p, Py_ssize_t n,
+                                       Py_ssize_t index) except -1:
+        """Bytes of the encoded message when it fits one atomic write, else 0 (fragments);
+        the checks and their errors are ``_parse.frame_total``'s."""
+        if self.framing == FRAMES and n + HEADER <= self.atomic:
+            return n + HEADER
+        return frame_total(self.framing, self.atomic, self.maxmsg, n,
+                           self.framing == LINES and memchr(p, NEWLINE, n) != NULL,
+                           self.path, index)
 
     cdef inline Py_ssize_t _encode(self, char *dst, const char *p, Py_ssize_t n) noexcept:
         if self.framing == FRAMES:
-            put_header(<uint8_t *>dst, KIND_WHOLE, <uint32_t>n)
+            put_header(<unsigned char *>dst, 0, KIND_WHOLE, <unsigned int>n)
             memcpy(dst + HEADER, p, n)
             return n + HEADER
         memcpy(dst, p, n)
@@ -100,79 +88,45 @@ cdef class WriterCore(_Endpoint):
             if r == n:
                 return 1
             if r >= 0:  # a write <= PIPE_BUF is never partial (POSIX); guard anyway
-                raise OSError(0, f"short write of {r} of {n} bytes", self.path)
+                raise texts.short_write(self.path, r, n)
             if err == EAGAIN:
                 if self._wait(px.POLLOUT, deadline) == 0:
                     return 0
             elif err == EINTR:
                 PyErr_CheckSignals()
             elif err == EPIPE:
-                raise BrokenPipeError(
-                    EPIPE, "no reader has the FIFO open any more (every reader closed or "
-                    "died); the message was not written. Start a reader and reopen the Writer",
-                    self.path)
+                raise texts.broken_pipe(self.path)
             else:
                 raise OSError(err, os.strerror(err), self.path)
 
     cdef int _write_large(self, const char *p, Py_ssize_t n, double deadline, timeout) except -1:
         """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock."""
         cdef Py_ssize_t off = 0, chunk
-        cdef uint8_t *h = <uint8_t *>self.scratch
+        cdef unsigned char *h = <unsigned char *>self.scratch
         cdef int kind
         if not self._lock_wait(self.lock_fd, self.lock_ofd, deadline):
-            raise Full(f"{self.path!r}: another writer held the large-message lock for "
-                       f"{timeout} s; nothing was written", 0)
+            raise texts.large_lock_held(self.path, timeout)
         try:
             chunk = min(n, self.atomic - 2 * HEADER)
-            put_header(h, KIND_FIRST, <uint32_t>(chunk + 8))
-            store_u64(h + HEADER, <unsigned long long>n)
+            put_header(h, 0, KIND_FIRST, <unsigned int>(chunk + 8))
+            put_u64(h, HEADER, <unsigned long long>n)
             memcpy(self.scratch + 2 * HEADER, p, chunk)
             while True:
                 if not self._write(self.scratch, HEADER + (8 if off == 0 else 0) + chunk,
                                    deadline):
-                    raise Full(
-                        f"{self.path!r}: the pipe stayed full for {timeout} s after "
-                        f"{off} of {n} bytes of a large message; the message was not "
-                        f"delivered (readers drop the part they got and log it)", 0)
+                    raise texts.large_cut(self.path, timeout, off, n)
                 off += chunk
                 if off == n:
                     return 1
                 chunk = min(n - off, self.atomic - HEADER)
                 kind = KIND_LAST if off + chunk == n else KIND_MIDDLE
-                put_header(h, kind, <uint32_t>chunk)
+                put_header(h, 0, kind, <unsigned int>chunk)
                 memcpy(self.scratch + HEADER, p + off, chunk)
         finally:
             self._unlock(self.lock_fd, self.lock_ofd)
 
     def put(self, data, timeout=None):
-        """Write one message (bytes-like).
-
-        A message up to ``max_atomic_message`` bytes goes out in one atomic
-        write; a larger one (frames framing, up to ``max_message_size``) as
-        fragments under the writers' lock.  With ``buffered=True`` small
-        messages are packed into the Writer's buffer and written, a full atomic
-        write at a time, when it fills or on ``flush()``/``close()``.
-
-        Parameters
-        ----------
-        data : bytes-like
-            The message.
-        timeout : float or None
-            Seconds to wait while the pipe is full (or another writer holds the
-            large-message lock); None waits for ever, 0 never waits.
-
-        Raises
-        ------
-        Full
-            The pipe stayed full until the timeout; this message was not taken.
-        MessageTooLargeError
-            Larger than ``max_message_size`` (or, in lines framing, than one atomic
-            write); nothing was written.
-        BrokenPipeError
-            No reader has the FIFO open.
-        ClosedError
-            The Writer is closed (or was closed by another thread meanwhile).
-        """
+        """(The docstring is _docs.py's, set at import.)"""
         cdef Py_buffer view
         cdef double deadline = to_deadline(timeout)
         if PyBytes_CheckExact(data):
@@ -190,23 +144,22 @@ cdef class WriterCore(_Endpoint):
     cdef int _put(self, const char *p, Py_ssize_t n, double deadline, timeout) except -1:
         cdef Py_ssize_t total = self._frame_size(p, n, -1)
         if not self._enter(deadline):
-            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+            raise texts.busy(self.path, "Writer", timeout)
         try:
             if total == 0:
                 if self.pend_bytes and not self._flush(deadline):
-                    raise Full(self._pending_message(timeout))
+                    raise texts.pending_full(self.path, timeout, self.pend_msgs)
                 self._write_large(p, n, deadline, timeout)
             elif self.buffered:
                 if self.pend_bytes + total > self.atomic:
                     if not self._flush(deadline):
-                        raise Full(self._pending_message(timeout))
+                        raise texts.pending_full(self.path, timeout, self.pend_msgs)
                 self.pend_bytes += self._encode(self.scratch + self.pend_bytes, p, n)
                 self.pend_msgs += 1
             else:
                 self._encode(self.scratch, p, n)
                 if not self._write(self.scratch, total, deadline):
-                    raise Full(f"{self.path!r}: the pipe stayed full for {timeout} s "
-                               f"(the reader is not keeping up); nothing was written", 0)
+                    raise texts.pipe_full(self.path, timeout)
         finally:
             self._leave()
         return 0
@@ -218,28 +171,14 @@ cdef class WriterCore(_Endpoint):
         self.pend_bytes = self.pend_msgs = 0
         return 1
 
-    def _pending_message(self, timeout):
-        return (f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
-                f"keeping up); {self.pend_msgs} earlier messages are still buffered and "
-                f"this one was not taken")
-
     def flush(self, timeout=None):
-        """Write the messages ``put()`` buffered (``buffered=True``); a no-op otherwise.
-
-        Raises
-        ------
-        Full
-            The pipe stayed full until the timeout; the messages stay buffered.
-        BrokenPipeError, ClosedError
-            As for ``put``.
-        """
+        """(The docstring is _docs.py's, set at import.)"""
         cdef double deadline = to_deadline(timeout)
         if not self._enter(deadline):
-            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s")
+            raise texts.busy(self.path, "Writer", timeout)
         try:
             if not self._flush(deadline):
-                raise Full(f"{self.path!r}: the pipe stayed full for {timeout} s; "
-                           f"{self.pend_msgs} messages are still buffered", 0)
+                raise texts.pending_full(self.path, timeout, self.pend_msgs, True)
         finally:
             self._leave()
 
@@ -274,23 +213,7 @@ cdef class WriterCore(_Endpoint):
         self._close_fds()
 
     def put_many(self, messages, timeout=None):
-        """Write many messages, packed into as few atomic writes as possible.
-
-        Every message is checked before anything is written.  Each write holds
-        whole messages only, so concurrent writers never split one; messages
-        larger than one atomic write go out as fragments (see ``put``).
-
-        Raises
-        ------
-        Full
-            The pipe stayed full until the timeout; ``exc.sent`` messages (a
-            prefix of the batch) were written, the rest were not.
-        MessageTooLargeError, ValueError
-            A message is too large (or, in lines framing, holds a newline);
-            nothing was written.
-        BrokenPipeError, ClosedError
-            As for ``put``.
-        """
+        """(The docstring is _docs.py's, set at import.)"""
         cdef double deadline = to_deadline(timeout)
         cdef list seq = messages if type(messages) is list else list(messages)
         cdef Py_ssize_t i, n = len(seq), used = 0, pending = 0, sent = 0
@@ -313,10 +236,10 @@ cdef class WriterCore(_Endpoint):
         if n == 0:
             return
         if not self._enter(deadline):
-            raise Full(f"{self.path!r}: another thread held the Writer for {timeout} s", 0)
+            raise texts.busy(self.path, "Writer", timeout, 0)
         try:
             if self.pend_bytes and not self._flush(deadline):
-                raise Full(self._pending_message(timeout), 0)
+                raise texts.pending_full(self.path, timeout, self.pend_msgs)
             for i in range(n):
                 item = seq[i]
                 if PyBytes_CheckExact(item):
@@ -330,7 +253,7 @@ cdef class WriterCore(_Endpoint):
                     finally:
                         PyBuffer_Release(&view)
             if used and not self._write(self.scratch, used, deadline):
-                raise Full(self._full_message(timeout, sent), sent)
+                raise texts.batch_full(self.path, timeout, sent)
         finally:
             self._leave()
 
@@ -340,20 +263,16 @@ cdef class WriterCore(_Endpoint):
         cdef Py_ssize_t total = size + (HEADER if self.framing == FRAMES else 1)
         if used[0] + total > self.atomic:
             if used[0] and not self._write(self.scratch, used[0], deadline):
-                raise Full(self._full_message(timeout, sent[0]), sent[0])
+                raise texts.batch_full(self.path, timeout, sent[0])
             sent[0] += pending[0]
             used[0] = pending[0] = 0
         if total > self.atomic:
             try:
                 self._write_large(p, size, deadline, timeout)
             except Full as e:
-                raise Full(f"{e} ({self._full_message(timeout, sent[0])})", sent[0])
+                raise texts.in_batch(e, self.path, timeout, sent[0])
             sent[0] += 1
             return 0
         used[0] += self._encode(self.scratch + used[0], p, size)
         pending[0] += 1
         return 0
-
-    def _full_message(self, timeout, sent):
-        return (f"{self.path!r}: the pipe stayed full for {timeout} s (the reader is not "
-                f"keeping up); the first {sent} messages were written, the rest were not")

@@ -1,63 +1,45 @@
-"""The pure core's wire format (docs/PROTOCOL.md), libc helpers, clock and safe writes.
+"""The pure core's libc helpers (tee, OFD locks), deadlines and SIGPIPE-safe writes.
 
-Twin of ``_wire.pxi``; ``_core_py`` is the module the rest of fastfifo imports.
+Twin of ``_clock.pxi`` and ``_posix.h``; also loads ``_parse.py`` (the wire format and
+parser both cores share) as source.  ``_core_py`` is the module the rest of fastfifo
+imports.
 """
 
 from __future__ import annotations
 
 import ctypes
 import fcntl
+import importlib.util
 import os
 import signal
 import struct
 import sys
 import time
+from types import ModuleType
+from typing import Any
 
 from ._open import check_timeout
 
 BACKEND = "python"
 
-HEADER = 8
-MAGIC = 0xFA
-KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST = 0, 1, 2, 3
-FRAMES = 0
-LINES = 1
-GOT, NEED, BAD_HEADER, TOO_LARGE, NO_MEMORY = 1, 0, -1, -2, -3
-_MAGIC_BYTE = bytes([MAGIC])
-#: PIPE_BUF on Linux (the only system with tee()): see ATOMIC_MAX in _core.pyx.
-ATOMIC_MAX = 4096
+
+def _load_parse_source() -> ModuleType:
+    """``_parse.py`` run uncompiled (the compiled ``fastfifo._parse``, when present, would
+    shadow it on a plain import: it is the same source, typed for C)."""
+    name = __name__.rpartition(".")[0] + "._parse_py"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_parse.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def _check(flags: int, length: int) -> int:
-    return (((length ^ (flags << 24)) * 0x9E3779B1) & 0xFFFFFFFF) >> 16
-
-
-def encode_header(flags: int, length: int) -> bytes:
-    """The 8-byte frame header for a payload of ``length`` bytes (for tests and tools)."""
-    c = _check(flags, length)
-    return bytes((MAGIC, flags, c & 0xFF, c >> 8)) + length.to_bytes(4, "little")
-
-
-def _header_valid(buf: bytes | bytearray, i: int) -> bool:
-    if buf[i] != MAGIC or buf[i + 1] & ~3:
-        return False
-    c = _check(buf[i + 1], int.from_bytes(buf[i + 4 : i + 8], "little"))
-    return buf[i + 2] == (c & 0xFF) and buf[i + 3] == (c >> 8)
-
-
-def _prefix_impossible(buf: bytes | bytearray, i: int, avail: int) -> bool:
-    """Whether ``avail`` (< HEADER) bytes at ``i`` can never begin a header (a foreign writer's)."""
-    return avail >= 1 and (buf[i] != MAGIC or (avail >= 2 and buf[i + 1] & ~3 != 0))
-
-
-def _header_usable(buf: bytes | bytearray, i: int) -> bool:
-    """A valid header the parser does not refuse as bad (a fragment is one atomic write)."""
-    if not _header_valid(buf, i):
-        return False
-    kind = buf[i + 1] & 3
-    length = int.from_bytes(buf[i + 4 : i + 8], "little")
-    return kind == KIND_WHOLE or (length <= 65536 and (kind != KIND_FIRST or length >= 8))
-
+#: The shared wire format, parser and claim sizing (``_parse.py``), uncompiled.
+parse: Any = _load_parse_source()
 
 # tee() has no os.* wrapper; on Linux take it from libc (ctypes is part of CPython).
 _libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
@@ -96,7 +78,7 @@ def _to_deadline(timeout: object) -> float | None:
 
 def _guarded_write(fd: int, data: bytes | memoryview) -> int:
     # SIGPIPE at SIG_DFL would kill us on EPIPE: block it around the write and
-    # consume the signal the failed write queued (see guarded_write in _wire.pxi).
+    # consume the signal the failed write queued (see guarded_write in _clock.pxi).
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
     try:
         return os.write(fd, data)

@@ -1,0 +1,121 @@
+/* C helpers of the compiled core (declared for Cython in _posix.pxd).
+ *
+ * Small wrappers over system calls whose availability or shape differs between Linux
+ * and macOS, compiled to stubs where a feature is missing so the module always builds;
+ * FASTFIFO_HAVE_TEE / FASTFIFO_HAVE_OFD tell the core what exists.
+ */
+#ifndef FASTFIFO_POSIX_H
+#define FASTFIFO_POSIX_H
+
+#include <Python.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Sleep up to `us` microseconds or until `fd` is readable (1), 0 on timeout, -1 with
+   errno (EINTR: a signal arrived).  Linux has ppoll() with a timespec; elsewhere poll()
+   rounds up to whole milliseconds. */
+static int fastfifo_sleep_on(int fd, long us) {
+    struct pollfd p;
+    p.fd = fd; p.events = POLLIN; p.revents = 0;
+#if defined(__linux__)
+    struct timespec ts;
+    ts.tv_sec = us / 1000000; ts.tv_nsec = (us % 1000000) * 1000;
+    return ppoll(&p, 1, &ts, NULL);
+#else
+    return poll(&p, 1, (int)((us + 999) / 1000));
+#endif
+}
+
+/* Take back the SIGPIPE a failed write queued while SIGPIPE was blocked in this thread.
+   macOS has no sigtimedwait(): there sigpending() says whether one is queued and
+   sigwait() takes it without blocking.  (macOS writers also set F_SETNOSIGPIPE on the
+   fd, so this is a second line of defence there.) */
+static void fastfifo_consume_sigpipe(void) {
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, SIGPIPE);
+#if defined(__APPLE__)
+    sigset_t pending;
+    int sig;
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE))
+        sigwait(&only, &sig);
+#else
+    struct timespec zero = {0, 0};
+    sigtimedwait(&only, NULL, &zero);
+#endif
+}
+
+/* Linux-only pieces: tee() to peek at a FIFO without consuming, splice() to consume
+   without copying. */
+#if defined(__linux__)
+#  define FASTFIFO_HAVE_TEE 1
+static Py_ssize_t fastfifo_tee(int in, int out, size_t n) {
+    return tee(in, out, n, SPLICE_F_NONBLOCK);
+}
+static Py_ssize_t fastfifo_splice(int in, int out, size_t n) {
+    return splice(in, NULL, out, NULL, n, 0);
+}
+#else
+#  define FASTFIFO_HAVE_TEE 0
+static Py_ssize_t fastfifo_tee(int in, int out, size_t n) { errno = ENOSYS; return -1; }
+static Py_ssize_t fastfifo_splice(int in, int out, size_t n) { errno = ENOSYS; return -1; }
+#endif
+
+/* Open-file-description locks: released when the holder dies, and independent of
+   flock(), so the readers' and the writers' locks never interact. */
+#if defined(F_OFD_SETLK)
+#  define FASTFIFO_HAVE_OFD 1
+#  define FASTFIFO_SETLK F_OFD_SETLK
+#  define FASTFIFO_GETLK F_OFD_GETLK
+#else
+#  define FASTFIFO_HAVE_OFD 0
+#  define FASTFIFO_SETLK F_SETLK
+#  define FASTFIFO_GETLK F_GETLK
+#endif
+
+/* Write lock on byte 0 (type F_WRLCK) or unlock it (F_UNLCK); non-blocking. */
+static int fastfifo_ofd_lock(int fd, short type) {
+    struct flock fl = {0};
+    fl.l_type = type; fl.l_whence = SEEK_SET; fl.l_start = 0; fl.l_len = 1;
+    return fcntl(fd, FASTFIFO_SETLK, &fl);
+}
+
+/* 1 if some open file description holds the write lock, 0 if not, -1 on error. */
+static int fastfifo_ofd_held(int fd) {
+    struct flock fl = {0};
+    fl.l_type = F_WRLCK; fl.l_whence = SEEK_SET; fl.l_start = 0; fl.l_len = 1;
+    if (fcntl(fd, FASTFIFO_GETLK, &fl) < 0) return -1;
+    return fl.l_type != F_UNLCK;
+}
+
+/* Wait until `fd` is readable (data, or on macOS the last writer closed) or `wake` is:
+   select(), because macOS's poll() and kqueue never report that the last writer of a
+   FIFO left, while select() does (XNU fifo_select -> soo_select sees SS_CANTRCVMORE).
+   ms < 0 waits for ever.  Returns select()'s result with *fd_ready / *wake_ready set,
+   -1 with errno, or -2 when a descriptor is too large for an fd_set (FD_SETSIZE), where
+   the caller must fall back to poll(). */
+static int fastfifo_select_in(int fd, int wake, int ms, int *fd_ready, int *wake_ready) {
+    fd_set rfds;
+    struct timeval tv, *tvp = NULL;
+    int r;
+    if (fd < 0 || wake < 0 || fd >= FD_SETSIZE || wake >= FD_SETSIZE) return -2;
+    FD_ZERO(&rfds);
+    FD_SET(fd, &rfds);
+    FD_SET(wake, &rfds);
+    if (ms >= 0) {
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        tvp = &tv;
+    }
+    r = select((fd > wake ? fd : wake) + 1, &rfds, NULL, NULL, tvp);
+    *fd_ready = r > 0 && FD_ISSET(fd, &rfds);
+    *wake_ready = r > 0 && FD_ISSET(wake, &rfds);
+    return r;
+}
+
+#endif /* FASTFIFO_POSIX_H */
