@@ -7,21 +7,22 @@ names the FIFO path and says what to do.
 
 from __future__ import annotations
 
-import logging
 import queue
 
-#: Where fastfifo reports data it had to drop (a large message cut short by its writer,
-#: bytes that are not messages skipped by an iterating reader): WARNING records, one per
-#: event, each naming the FIFO.  Losses are operational events the caller cannot prevent,
-#: so they are logged rather than warned (docs/guide.md, "What is lost, and when").
-#: With no logging configured, Python prints WARNING records on stderr.
-logger = logging.getLogger("fastfifo")
+# Where fastfifo reports data it had to drop (a large message cut short by its writer,
+# bytes that are not messages skipped by an iterating reader): WARNING records on the
+# ``fastfifo`` logger, one per event, each naming the FIFO.  Losses are operational
+# events the caller cannot prevent, so they are logged rather than warned (docs/guide.md,
+# "What is lost, and when").  With no logging configured, Python prints them on stderr.
+# (``logging`` is imported on the first loss: it is not needed to start.)
 
 
 def report_loss(text: str) -> None:
     """Log one data-loss event; never raises into the receive path that found it."""
     try:
-        logger.warning("%s", text)
+        import logging
+
+        logging.getLogger("fastfifo").warning("%s", text)
     except Exception:  # a broken handler must not cost the caller a message in hand
         pass
 

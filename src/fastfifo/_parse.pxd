@@ -25,9 +25,12 @@ cdef enum:
     ATOMIC_MAX = 4096
     FRAGMENT_MAX = 65536
 
-# primitives
-cdef Py_ssize_t find_byte(const unsigned char *buf, int byte, Py_ssize_t i,
-                          Py_ssize_t end) noexcept
+cdef unsigned long long MASK32, GOLDEN
+
+# primitives (the small ones "inline": Cython warns that declarations should not be, but
+# it applies it, and these are called once or more per message)
+cdef inline Py_ssize_t find_byte(const unsigned char *buf, int byte, Py_ssize_t i,
+                                 Py_ssize_t end) noexcept
 cdef object make_bytes(const unsigned char *buf, Py_ssize_t i, Py_ssize_t n)
 cdef object new_message(Py_ssize_t total)
 cdef void copy_into(object msg, Py_ssize_t at, const unsigned char *buf, Py_ssize_t i,
@@ -37,15 +40,15 @@ cdef object finish_message(object msg)
 
 # wire format
 @cython.locals(h=cython.ulonglong)
-cdef uint32_t header_check(uint32_t flags, uint32_t length) noexcept
+cdef inline uint32_t header_check(uint32_t flags, uint32_t length) noexcept
 
 
 @cython.locals(v=uint32_t)
-cdef uint32_t header_length(const unsigned char *p, Py_ssize_t i) noexcept
+cdef inline uint32_t header_length(const unsigned char *p, Py_ssize_t i) noexcept
 
 
 @cython.locals(v=cython.ulonglong, k=cython.int)
-cdef unsigned long long load_u64(const unsigned char *p, Py_ssize_t i) noexcept
+cdef inline unsigned long long load_u64(const unsigned char *p, Py_ssize_t i) noexcept
 
 
 @cython.locals(c=uint32_t)
@@ -57,14 +60,14 @@ cdef void put_u64(unsigned char *dst, Py_ssize_t i, unsigned long long v) noexce
 
 
 @cython.locals(c=uint32_t)
-cdef bint header_valid(const unsigned char *p, Py_ssize_t i) noexcept
+cdef inline bint header_valid(const unsigned char *p, Py_ssize_t i) noexcept
 
 
 @cython.locals(kind=cython.int, length=uint32_t)
-cdef bint header_usable(const unsigned char *p, Py_ssize_t i) noexcept
+cdef inline bint header_usable(const unsigned char *p, Py_ssize_t i) noexcept
 
 
-cdef bint prefix_impossible(const unsigned char *p, Py_ssize_t i, Py_ssize_t avail) noexcept
+cdef inline bint prefix_impossible(const unsigned char *p, Py_ssize_t i, Py_ssize_t avail) noexcept
 
 
 # checks

@@ -51,6 +51,10 @@ if not cython.compiled:  # compiled, these are the C enum of _parse.pxd
     # A fragment is one atomic write: never larger than a pipe page.
     FRAGMENT_MAX = 65536
 
+# Constants too large for a C int literal: typed (unsigned long long) in _parse.pxd.
+MASK32 = 0xFFFFFFFF
+GOLDEN = 0x9E3779B1  # 2**32 / the golden ratio
+
 #: The take() result codes by name, for messages and tests.
 RESULTS = {1: "GOT", 0: "NEED", -1: "BAD_HEADER", -2: "TOO_LARGE", -3: "NO_MEMORY"}
 
@@ -106,8 +110,8 @@ def finish_message(msg):
 def header_check(flags, length):
     """16 bits of a multiplicative hash over flags and length: random bytes pass the
     magic, flags and check tests about once in 2**30 positions."""
-    h = (length ^ (flags << 24)) & 0xFFFFFFFF  # (64-bit unsigned arithmetic when compiled)
-    h = (h * 0x9E3779B1) & 0xFFFFFFFF
+    h = (length ^ (flags << 24)) & MASK32  # (64-bit unsigned arithmetic when compiled)
+    h = (h * GOLDEN) & MASK32
     return h >> 16
 
 

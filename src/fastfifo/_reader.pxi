@@ -142,7 +142,9 @@ cdef class ReaderCore(_ClaimingReader):
             while True:
                 status = p.take()
                 if status == GOT:
-                    return self._cut()
+                    if p.cut_obj is None:  # (the common case, inline)
+                        return PyBytes_FromStringAndSize(self.buf + p.cut_off, p.cut_len)
+                    return _cut(self)
                 if not self._refill(status, deadline, timeout):
                     return p.end_of_stream()
         finally:
@@ -176,9 +178,14 @@ cdef class ReaderCore(_ClaimingReader):
                     status = p.take()
                     if status != GOT:
                         break
-                    msg = self._cut()
                     if batch is None:
-                        out.append(msg)
+                        if p.cut_obj is None:  # (the common case, inline)
+                            out.append(PyBytes_FromStringAndSize(self.buf + p.cut_off,
+                                                                 p.cut_len))
+                        else:
+                            out.append(_cut(self))
+                    else:
+                        _cut(self)
                     count += 1
                 if count >= max_messages:
                     return out

@@ -110,21 +110,6 @@ cdef class _ReaderBase(_Endpoint):
 
     # ------------------------------------------------------------ messages
 
-    cdef inline object _cut(self):
-        """The message ``p.take()`` just cut, as bytes (or recorded in the batch: True)."""
-        cdef Parser p = self.p
-        cdef object msg = p.cut_obj
-        if msg is not None:
-            p.cut_obj = None
-            if self.batch is not None:
-                self.batch._add_bytes(msg)
-                return True
-            return msg
-        if self.batch is not None:
-            self.batch._add(self.chunk, p.cut_off, p.cut_len)
-            return True
-        return PyBytes_FromStringAndSize(self.buf + p.cut_off, p.cut_len)
-
     # ------------------------------------------------------------ the buffer
 
     cdef int _make_room(self, Py_ssize_t want) except -1:
@@ -211,3 +196,21 @@ cdef class _ReaderBase(_Endpoint):
                 return rev
             if deadline >= 0 and monotonic() >= deadline:
                 return 0
+
+
+cdef inline object _cut(_ReaderBase r):
+    """The message ``r.p.take()`` just cut, as bytes (or recorded in the batch: True).
+
+    A function, not a method, so that it is inlined where messages are taken."""
+    cdef Parser p = r.p
+    cdef object msg = p.cut_obj
+    if msg is not None:
+        p.cut_obj = None
+        if r.batch is not None:
+            r.batch._add_bytes(msg)
+            return True
+        return msg
+    if r.batch is not None:
+        r.batch._add(r.chunk, p.cut_off, p.cut_len)
+        return True
+    return PyBytes_FromStringAndSize(r.buf + p.cut_off, p.cut_len)
