@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, endpoints
+from helpers import BACKENDS, endpoints
 
 import fastfifo
 from fastfifo.cli import _openers

@@ -31,7 +31,7 @@ import tracemalloc
 import warnings
 
 import pytest
-from conftest import BACKENDS, endpoints
+from helpers import BACKENDS, endpoints
 
 import fastfifo
 from fastfifo import _core_py, _endpoints
@@ -503,7 +503,7 @@ _EMFILE_CHILD = textwrap.dedent(
     """
     import errno, gc, json, os, resource, sys
     sys.path.insert(0, {tests!r})
-    from conftest import endpoints
+    from helpers import endpoints
     import fastfifo
 
     ns = endpoints({backend!r})
@@ -914,7 +914,7 @@ _DOUBLE_CLOSE_CHILD = textwrap.dedent(
     """
     import gc, os, resource, sys
     sys.path.insert(0, {tests!r})
-    from conftest import endpoints
+    from helpers import endpoints
 
     ns = endpoints({backend!r})
     keeper = ns.Reader({path!r})

@@ -15,8 +15,15 @@ import time
 import warnings
 
 import pytest
-from conftest import BACKENDS, endpoints
-from helpers import KillSafeCounters, KillSafeFlag, check_message, make_message, sizes
+from helpers import (
+    BACKENDS,
+    KillSafeCounters,
+    KillSafeFlag,
+    check_message,
+    endpoints,
+    make_message,
+    sizes,
+)
 
 import fastfifo
 
