@@ -22,7 +22,7 @@ import pytest
 from helpers import BACKENDS, endpoints
 
 import fastfifo
-from fastfifo.cli import _openers
+from fastfifo._fifostat import list_openers
 
 CLI = [sys.executable, "-m", "fastfifo"]
 LINUX = sys.platform.startswith("linux")
@@ -96,7 +96,7 @@ def wait_until(
 
 
 def has_open(pid: int, path: str) -> bool:
-    found = _openers(os.stat(path))
+    found = list_openers(os.stat(path))
     assert found is not None
     return any(o["pid"] == pid for o in found[0])
 
@@ -136,7 +136,7 @@ def test_help_shows_commands_examples_and_exit_statuses(cli1):
         "stat",
         "bench",
         "examples:",
-        "exit status:",
+        "exit status (every command):",
         "timeout",
         "other than a FIFO",
     ):
@@ -157,10 +157,25 @@ def test_console_script_is_installed(cli1):
     assert r.returncode == 0 and fastfifo.__version__ in r.stdout.decode()
 
 
+def test_bare_fastfifo_prints_the_help_on_stderr_and_exits_2(cli1):
+    r = cli1.run()
+    assert r.returncode == 2  # a usage error: a script that lost its command fails
+    assert r.stdout == b""
+    err = r.stderr.decode()
+    assert err.startswith("usage: fastfifo") and "exit status (every command):" in err
+    assert err == cli1.run("--help").stdout.decode()  # the same help as --help
+
+
+def test_the_exit_statuses_are_listed_once_in_the_main_help(cli1):
+    assert cli1.run("--help").stdout.decode().count("permission denied") == 1
+    for command in ("mkfifo", "send", "recv", "stat", "bench"):
+        out = cli1.run(command, "--help").stdout.decode()
+        assert "permission denied" not in out and "'fastfifo --help'" in out, command
+
+
 @pytest.mark.parametrize(
     "args",
     [
-        [],
         ["frobnicate"],
         ["recv"],
         ["recv", "q", "--count", "0"],
@@ -242,10 +257,11 @@ def test_recv_prints_what_a_python_writer_sent(cli, fifo):
 def test_send_arguments_and_stdin_lines_reach_a_python_reader(cli, fifo):
     ff = endpoints(cli.backend)
     with ff.Reader(fifo) as r:
-        res = cli.run("send", fifo, "one", "two words", "--", "-dash")
+        # --linger 0: this Reader holds the FIFO open and reads only once send returned.
+        res = cli.run("send", fifo, "--linger", "0", "one", "two words", "--", "-dash")
         assert res.returncode == 0, res.stderr
         assert r.get_many(timeout=5) == [b"one", b"two words", b"-dash"]
-        res = cli.run("send", fifo, input=b"a\n\nb c\nno newline at the end")
+        res = cli.run("send", fifo, "--linger", "0", input=b"a\n\nb c\nno newline at the end")
         assert res.returncode == 0, res.stderr
         got = []
         while len(got) < 4:
@@ -271,7 +287,7 @@ def test_binary_messages_round_trip_with_the_python_api(cli, fifo, encoding):
         lines = [json.loads(line) for line in printed.splitlines()]
         assert lines[4] == {"text": "café"} and "base64" in lines[0]
     with ff.Reader(fifo) as r:
-        res = cli.run("send", fifo, encoding, input=printed)
+        res = cli.run("send", fifo, "--linger", "0", encoding, input=printed)
         assert res.returncode == 0, res.stderr
         got = []
         while len(got) < len(msgs):
@@ -288,6 +304,7 @@ def test_raw_output_warns_once_about_a_message_with_a_newline(cli1, fifo):
     assert recv.returncode == 0
     assert out == b"fine\ntwo\nlines\nagain\n\n"
     assert err.decode().count("warning") == 1 and "--hex" in err.decode()
+    assert "message 2 contains a newline" in err.decode()  # counted across the batch
 
 
 def test_count_takes_exactly_n_and_leaves_the_rest(cli, fifo):
@@ -646,7 +663,7 @@ def test_commands_need_neither_fastfifo_aio_nor_the_bench_module(tmp_path):
             assert e.code == 0, e.code
         assert main(["mkfifo", path]) == 0
         with fastfifo.Reader(path) as r:
-            assert main(["send", path, "--json", '{"text": "there"}']) == 0
+            assert main(["send", path, "--linger", "0", "--json", '{"text": "there"}']) == 0
             assert r.get(timeout=5) == b"there"
             with fastfifo.Writer(path) as w:
                 w.put(b"back")
