@@ -17,7 +17,7 @@ import sys
 import time
 import weakref
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._open import (
     DEFAULT_PIPE_SIZE,
@@ -43,6 +43,19 @@ DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 Framing = Literal["frames", "lines"]
 
 _FRAMINGS = {"frames": 0, "lines": 1}
+
+
+class WriterOptions(TypedDict, total=False):
+    """``Writer``'s keyword options but ``open_timeout``, for ``**options`` that pass them on
+    (``aio.open_writer``), so a type checker still checks each one."""
+
+    framing: Framing
+    max_message_size: int
+    pipe_size: int | None
+    strict_permissions: bool
+    create: bool
+    buffered: bool
+    linger: float | None
 
 #: Tests set this to run shared readers through the exact-read claims that systems
 #: without tee() (macOS) use.

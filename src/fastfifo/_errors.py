@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import queue
 
+# Each class says it lives in ``fastfifo`` (where users import and catch it), so
+# tracebacks, reprs and pickles show ``fastfifo.Empty``, not ``fastfifo._errors.Empty``.
+
 
 class Empty(queue.Empty):
     """No message arrived before the timeout (``Reader.get``, ``get_many``)."""
+
+    __module__ = "fastfifo"
 
 
 class Full(queue.Full):
@@ -22,6 +27,8 @@ class Full(queue.Full):
     ``messages[sent:]`` only.
     """
 
+    __module__ = "fastfifo"
+
     def __init__(self, message: str = "", sent: int = 0) -> None:
         super().__init__(message)
         self.sent = sent
@@ -30,13 +37,19 @@ class Full(queue.Full):
 class ClosedError(ValueError):
     """The endpoint is closed (or was closed by another thread while waiting)."""
 
+    __module__ = "fastfifo"
+
 
 class NotAFifoError(OSError):
     """Something other than a FIFO (a regular file, directory, symlink...) is at the path."""
 
+    __module__ = "fastfifo"
+
 
 class MessageTooLargeError(ValueError):
     """A message exceeds what the endpoint accepts (atomic limit or ``max_message_size``)."""
+
+    __module__ = "fastfifo"
 
 
 class CorruptStreamError(ValueError):
@@ -45,6 +58,8 @@ class CorruptStreamError(ValueError):
     The reader has skipped the bad bytes (``skipped`` counts them) and the next
     call goes on with the valid messages that follow.
     """
+
+    __module__ = "fastfifo"
 
     def __init__(self, message: str = "", skipped: int = 0) -> None:
         super().__init__(message)
@@ -59,3 +74,5 @@ class IncompleteMessageWarning(UserWarning):
     delivering the messages that follow.  Turn it into an error with
     ``warnings.simplefilter("error", fastfifo.IncompleteMessageWarning)``.
     """
+
+    __module__ = "fastfifo"

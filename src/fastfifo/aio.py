@@ -48,7 +48,7 @@ from ._open import pipe_capacity
 __all__ = ["Queue", "Reader", "Writer", "open_writer"]
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    from typing_extensions import Buffer, Unpack
 
     from . import _endpoints
     from . import queue as _queue
@@ -646,7 +646,10 @@ class Writer(_Endpoint):
 
 
 async def open_writer(
-    path: str | os.PathLike[str], *, open_timeout: float | None = None, **options: Any
+    path: str | os.PathLike[str],
+    *,
+    open_timeout: float | None = None,
+    **options: Unpack[_endpoints.WriterOptions],
 ) -> Writer:
     """Open an asyncio Writer, waiting (without blocking the loop) for a reader.
 
