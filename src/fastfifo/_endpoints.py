@@ -57,6 +57,7 @@ class WriterOptions(TypedDict, total=False):
     buffered: bool
     linger: float | None
 
+
 #: Tests set this to run shared readers through the exact-read claims that systems
 #: without tee() (macOS) use.
 FORCE_EXACT_CLAIMS = False
