@@ -298,9 +298,11 @@ class Writer(_CoreWriter):
             # A descriptor of our own: a close() from another thread may close the Writer's
             # (and its number be reused) while this loop still asks the pipe.
             fd = os.dup(self.fileno())
-        except ValueError:  # ClosedError: another thread closed it meanwhile
+        except (ValueError, OSError):  # ClosedError, EBADF: another thread closed it
             return
         try:
+            if self.closed:  # closed as we dup'd: the number may have been reused
+                return
             limit = self.linger
             deadline = None if limit is None else time.monotonic() + limit
             backoff = Backoff(0.001, 0.05)  # no event says "the pipe is empty": poll it
