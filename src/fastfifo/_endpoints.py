@@ -294,32 +294,29 @@ class Writer(_CoreWriter):
 
     def _linger(self, stop: threading.Event) -> None:
         """Wait until the pipe is empty, for at most ``self.linger`` seconds or until ``stop``."""
-        try:
-            # A descriptor of our own: a close() from another thread may close the Writer's
-            # (and its number be reused) while this loop still asks the pipe.
-            fd = os.dup(self.fileno())
-        except (ValueError, OSError):  # ClosedError, EBADF: another thread closed it
-            return
-        try:
-            if self.closed:  # closed as we dup'd: the number may have been reused
+        limit = self.linger
+        deadline = None if limit is None else time.monotonic() + limit
+        backoff = Backoff(0.001, 0.05)  # no event says "the pipe is empty": poll it
+        while not stop.is_set():
+            try:
+                left = bytes_waiting(self.fileno())
+            except (ValueError, OSError):  # ClosedError, EBADF: closed by another thread
                 return
-            limit = self.linger
-            deadline = None if limit is None else time.monotonic() + limit
-            backoff = Backoff(0.001, 0.05)  # no event says "the pipe is empty": poll it
-            while (left := bytes_waiting(fd)) > 0 and not stop.is_set():
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise TimeoutError(
-                        errno.ETIMEDOUT,
-                        f"{left} bytes were still in the pipe after lingering {limit:g} s "
-                        "for a reader to take them; they are lost unless another process "
-                        "has the FIFO open",
-                        self.path,
-                    )
-                # Event.wait ends early on close() from another thread; Ctrl-C interrupts it.
-                stop.wait(backoff.next(None if deadline is None else deadline - now))
-        finally:
-            os.close(fd)
+            # close() marks the Writer closed before it closes the fd: if it is still open
+            # now, the fd asked above was this FIFO's (not a number closed and reused).
+            if self.closed or left == 0:
+                return
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError(
+                    errno.ETIMEDOUT,
+                    f"{left} bytes were still in the pipe after lingering {limit:g} s "
+                    "for a reader to take them; they are lost unless another process "
+                    "has the FIFO open",
+                    self.path,
+                )
+            # Event.wait ends early on close() from another thread; Ctrl-C interrupts it.
+            stop.wait(backoff.next(None if deadline is None else deadline - now))
 
     __repr__ = _endpoint_repr
     __reduce__ = _no_pickle
