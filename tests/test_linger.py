@@ -9,6 +9,7 @@ is exactly when a non-lingering producer loses the rest.
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import signal
 import threading
@@ -157,3 +158,14 @@ def test_linger_without_a_limit(ff, fifo, forever):
         assert r.get(timeout=5) == b"m"
         w.close()  # the pipe is empty: returns at once
         assert w.closed
+
+
+def test_a_writer_dropped_without_close_does_not_linger(ff, fifo):
+    with ff.Reader(fifo, stop_at_eof=True) as idle:  # holds the FIFO, takes nothing yet
+        w = ff.Writer(fifo, linger=None)
+        w.put(b"still here")
+        del w
+        gc.collect()  # would never return if the finaliser lingered
+        assert idle.get(timeout=5) == b"still here"
+        with pytest.raises(EOFError):  # the writer's fd was closed: the stream ended
+            idle.get(timeout=5)
