@@ -800,6 +800,33 @@ def test_send_says_on_a_terminal_that_it_lingers(cli1, fifo):
     assert status == 0 and b"1 messages sent" in said
 
 
+def test_send_says_on_a_terminal_that_the_pipe_is_full(cli1, fifo, tmp_path):
+    ff = endpoints(cli1.backend)
+    lines = [b"%04d" % i + b"x" * 3996 for i in range(400)]  # 400 pages: more than 1 MiB
+    (tmp_path / "input").write_bytes(b"\n".join(lines) + b"\n")
+    got: list[bytes] = []
+    with ff.Reader(fifo) as r, open(tmp_path / "input", "rb") as stdin:  # r takes nothing yet
+        master, slave = pty.openpty()
+        send = cli1.start("send", fifo, stdin=stdin, stderr=slave)
+        os.close(slave)
+        try:
+            said = b""
+            deadline = time.monotonic() + 30
+            while b"the pipe is full" not in said:
+                assert time.monotonic() < deadline, said
+                if select.select([master], [], [], 0.1)[0]:
+                    said += os.read(master, 4096)
+            while len(got) < len(lines):
+                got.extend(r.get_many(timeout=20))
+            assert send.wait(timeout=30) == 0
+        finally:
+            send.kill()
+            send.wait()
+            os.close(master)
+    assert got == lines
+    assert said.startswith(b"fastfifo send: waiting: ") and b"readers to take" in said
+
+
 def test_recv_says_on_a_terminal_that_it_waits_for_a_message(cli1, fifo):
     ff = endpoints(cli1.backend)
 
