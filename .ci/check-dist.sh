@@ -6,7 +6,7 @@
 #   4. `auditwheel` says the wheel is manylinux-compatible, and repairs (re-tags) it;
 #   5. `CC=false pip install <sdist>` (no working compiler) gives a pure install that warns at
 #      import, and FASTFIFO_REQUIRE_EXTENSIONS=1 turns that into a failed install;
-#   6. install the wheel with its `test` extra into a fresh venv and run the test suite from a
+#   6. install the wheel with its `test` and `plot` extras into a fresh venv and run the suite from a
 #      directory outside the source tree: once on the compiled core, once on the pure twin.
 #
 # Run from anywhere inside the repository:  bash .ci/check-dist.sh
@@ -294,10 +294,10 @@ PY
 fi
 
 # ----------------------------------------------------------------------------------------------
-current="fresh venv with the wheel and its [test] extra"
+current="fresh venv with the wheel and its [test,plot] extras"
 say "$current"
 testenv="$work/venv-test"
-new_venv "$testenv" "${installable}[test]"
+new_venv "$testenv" "${installable}[test,plot]"  # plot: the bench --plot test runs too
 run="$work/run"  # outside the source tree: only the installed package can be imported
 mkdir -p "$run"
 cp -R "$work/snapshot/tests" "$run/tests"
