@@ -272,7 +272,7 @@ class Writer(_CoreWriter):
         (``ClosedError``) instead of waiting behind it, sends nothing still
         buffered and does not linger; called while another thread lingers in
         close(), it ends that wait.  A Writer that is garbage-collected without
-        close() neither flushes nor lingers.
+        close() does not linger.
         """
         stop = self._linger_stop
         if stop is not None:  # another thread is lingering in close(): end that wait now
