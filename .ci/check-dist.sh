@@ -4,7 +4,9 @@
 #   2. build the wheel FROM that sdist;
 #   3. the sdist holds every file it needs (compared with `git ls-files`) and no generated ones;
 #   4. `auditwheel` says the wheel is manylinux-compatible, and repairs (re-tags) it;
-#   5. install the wheel with its `test` extra into a fresh venv and run the test suite from a
+#   5. `CC=false pip install <sdist>` (no working compiler) gives a pure install that warns at
+#      import, and FASTFIFO_REQUIRE_EXTENSIONS=1 turns that into a failed install;
+#   6. install the wheel with its `test` and `plot` extras into a fresh venv and run the suite from a
 #      directory outside the source tree: once on the compiled core, once on the pure twin.
 #
 # Run from anywhere inside the repository:  bash .ci/check-dist.sh
@@ -208,7 +210,9 @@ import zipfile
 
 names = zipfile.ZipFile(sys.argv[1]).namelist()
 ext = [n for n in names if n.startswith("fastfifo/_core.") and n.endswith((".so", ".pyd"))]
-bad = [n for n in names if n.endswith((".c", ".html", ".pyc")) or n.startswith("tests/")]
+# No build inputs either: the Cython sources serve no one in a wheel (there is no cimport API).
+built_from = (".c", ".html", ".pyc", ".pyx", ".pxi", ".pxd", ".h")
+bad = [n for n in names if n.endswith(built_from) or n.startswith("tests/")]
 if not ext:
     sys.exit("the wheel has no compiled fastfifo._core extension")
 if "fastfifo/py.typed" not in names:
@@ -218,6 +222,33 @@ if bad:
 print(f"{len(names)} files in the wheel; extension: {ext[0]}")
 PY
 ok "$current: $(basename "$wheel")"
+
+# ----------------------------------------------------------------------------------------------
+current="CC=false pip install of the sdist: a pure install that says so"
+say "$current"
+nocc="$work/venv-nocc"
+new_venv "$nocc"
+(
+    unset FASTFIFO_NO_EXTENSIONS FASTFIFO_SANITIZE FASTFIFO_REQUIRE_EXTENSIONS FASTFIFO_REQUIRE_CYTHON
+    CC=false quiet_pip "$nocc/bin/python" -m pip install --quiet --no-cache-dir "$sdist"
+    cd "$work" && "$nocc/bin/python" -W error::RuntimeWarning -c 'import fastfifo' 2>"$work/nocc.err" \
+        && { echo "import fastfifo did not warn about the missing compiled core" >&2; exit 1; }
+    grep -q "compiled core could not be built" "$work/nocc.err" || { cat "$work/nocc.err" >&2; exit 1; }
+    backend=$(cd "$work" && "$nocc/bin/python" -W ignore -c 'import fastfifo; print(fastfifo.backend)')
+    [ "$backend" = python ] || { echo "backend: $backend, expected python" >&2; exit 1; }
+    if (cd "$work" && FASTFIFO_REQUIRE_EXTENSIONS=1 "$nocc/bin/python" -c 'import fastfifo' 2>/dev/null); then
+        echo "FASTFIFO_REQUIRE_EXTENSIONS=1 did not make the missing core an error" >&2
+        exit 1
+    fi
+    new_venv "$work/venv-nocc-required"
+    if CC=false FASTFIFO_REQUIRE_EXTENSIONS=1 "$work/venv-nocc-required/bin/python" -m pip install \
+        --quiet --no-cache-dir "$sdist" >"$work/nocc-required.log" 2>&1; then
+        echo "CC=false FASTFIFO_REQUIRE_EXTENSIONS=1 pip install succeeded; it must fail" >&2
+        exit 1
+    fi
+    echo "pure install with a warning; with FASTFIFO_REQUIRE_EXTENSIONS=1 the install fails"
+)
+ok "$current"
 
 # ----------------------------------------------------------------------------------------------
 current="twine check --strict (metadata and README rendering)"
@@ -263,10 +294,10 @@ PY
 fi
 
 # ----------------------------------------------------------------------------------------------
-current="fresh venv with the wheel and its [test] extra"
+current="fresh venv with the wheel and its [test,plot] extras"
 say "$current"
 testenv="$work/venv-test"
-new_venv "$testenv" "${installable}[test]"
+new_venv "$testenv" "${installable}[test,plot]"  # plot: the bench --plot test runs too
 run="$work/run"  # outside the source tree: only the installed package can be imported
 mkdir -p "$run"
 cp -R "$work/snapshot/tests" "$run/tests"
@@ -274,6 +305,7 @@ cp "$work/snapshot/pyproject.toml" "$run/"  # for [tool.pytest.ini_options] only
 for d in examples docs; do
     if [ -d "$work/snapshot/$d" ]; then cp -R "$work/snapshot/$d" "$run/$d"; fi
 done
+cp "$work/snapshot/README.md" "$run/"  # its snippets are run (tests/test_docs.py)
 check_backend() {  # check_backend EXPECTED [ENV ARGS: -u VAR first, then VAR=VALUE...]
     local want=$1
     shift
@@ -326,14 +358,15 @@ run_pytest() {  # run_pytest LABEL [ENV ARGS: -u VAR, VAR=VALUE...] -- [PYTEST A
 
 # Both runs happen even if the first fails, so the summary shows both results.
 pytest_failed=0
-run_pytest "compiled core (FASTFIFO_REQUIRE_CYTHON=1)" \
-    -u FASTFIFO_NO_EXTENSIONS FASTFIFO_REQUIRE_CYTHON=1 --
+run_pytest "compiled core (FASTFIFO_REQUIRE_EXTENSIONS=1)" \
+    -u FASTFIFO_NO_EXTENSIONS FASTFIFO_REQUIRE_EXTENSIONS=1 --
 
 current="backend check with FASTFIFO_NO_EXTENSIONS=1"
 check_backend python FASTFIFO_NO_EXTENSIONS=1
 # shellcheck disable=SC2086  # CHECK_DIST_PURE_ARGS is a list of pytest arguments
 run_pytest "pure-Python twin (FASTFIFO_NO_EXTENSIONS=1)" \
-    -u FASTFIFO_REQUIRE_CYTHON FASTFIFO_NO_EXTENSIONS=1 -- ${CHECK_DIST_PURE_ARGS:-}
+    -u FASTFIFO_REQUIRE_EXTENSIONS -u FASTFIFO_REQUIRE_CYTHON FASTFIFO_NO_EXTENSIONS=1 -- \
+    ${CHECK_DIST_PURE_ARGS:-}
 
 if [ "$pytest_failed" -ne 0 ]; then
     current="the test suite against the installed wheel"

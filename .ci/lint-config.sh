@@ -7,6 +7,20 @@ exec </dev/null
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+
+# One cibuildwheel version: the action that builds the wheels and the package whose schema
+# lints [tool.cibuildwheel] (Dependabot bumps them separately; this fails until they agree).
+"$PYTHON" - <<'PY'
+import re
+import sys
+
+workflow = open(".github/workflows/wheels.yml").read()
+action = re.findall(r"uses: pypa/cibuildwheel@[0-9a-f]{40} # v(\S+)", workflow)
+lint = re.findall(r"^cibuildwheel==(\S+)$", open(".github/requirements/config-lint.txt").read(), re.M)
+if len(action) != 1 or lint != action:
+    sys.exit(f"cibuildwheel versions differ: wheels.yml {action}, config-lint.txt {lint}")
+print(f"cibuildwheel {action[0]} in wheels.yml and config-lint.txt")
+PY
 venv=$(mktemp -d "${TMPDIR:-/tmp}/fastfifo-lint-config.XXXXXX")
 trap 'rm -rf "$venv"' EXIT
 "$PYTHON" -m venv "$venv"

@@ -1,7 +1,8 @@
 """The quick subset: 1→1 64 B, one at a time and batched, fastfifo vs the os.read baseline.
 
-Finishes in well under a minute.  ``run_quick()`` is what a ``fastfifo bench``
-command needs; ``python bench/run.py --quick`` runs it with the full reporting.
+Finishes in well under a minute; ``python bench/run.py --quick`` runs it with the full
+reporting.  (``fastfifo bench`` does not use it: the command's own, smaller benchmark is
+``fastfifo/_bench.py``, which the wheel ships.)
 """
 
 from __future__ import annotations

@@ -405,7 +405,7 @@ def plot(path: str, results: list[Result]) -> str | None:
     except ImportError:
         return (
             "--plot needs matplotlib, which is not installed "
-            "(pip install matplotlib, or pip install -e '.[bench]')"
+            "(pip install matplotlib, or pip install -r bench/requirements.txt)"
         )
     fig, axes = plt.subplots(2, 2, figsize=(15, 11))
     peers = list(dict.fromkeys(r.peer for r in results))

@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.plot and _no_matplotlib():
         print(
-            "--plot needs matplotlib, which is not installed here "
-            "(pip install matplotlib, or pip install -e '.[bench]'); going on without it",
+            "--plot needs matplotlib, which is not installed here (pip install matplotlib, "
+            "or pip install -r bench/requirements.txt); going on without it",
             file=sys.stderr,
         )
         args.plot = None

@@ -1,17 +1,39 @@
-"""Payloads that prove integrity and order, and small process helpers for the tests."""
+"""What the tests share: the backends, payloads that prove integrity and order, and small
+process helpers.  Test files import from here (never from conftest)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing
+import os
 import random
 import re
 import struct
+import types
 import zlib
 from collections.abc import Iterator
 
+from fastfifo._endpoints import classes_for
+
 _FORK = multiprocessing.get_context("fork")
+
+#: A pure-Python install (FASTFIFO_NO_EXTENSIONS=1): only the "python" backend exists.
+PURE_ONLY = os.environ.get("FASTFIFO_NO_EXTENSIONS", "") not in ("", "0")
+#: The backends every ``ff`` test runs on (tests/conftest.py).
+BACKENDS = ["python"] if PURE_ONLY else ["cython", "python"]
+
+
+def backend_module(name: str) -> types.ModuleType:
+    return importlib.import_module("fastfifo._core" if name == "cython" else "fastfifo._core_py")
+
+
+def endpoints(name: str) -> types.SimpleNamespace:
+    """Writer/Reader classes over the named backend (also used inside child processes)."""
+    writer, reader = classes_for(backend_module(name))
+    return types.SimpleNamespace(name=name, Writer=writer, Reader=reader)
+
 
 _HEAD = struct.Struct("<HII")  # writer id, sequence number, crc32 of the body
 

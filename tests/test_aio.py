@@ -224,7 +224,7 @@ def test_shared_reader_waits_without_spinning_while_another_holds_the_claim(ff, 
 
 
 def _large_writer(backend, fifo):
-    from conftest import endpoints
+    from helpers import endpoints
 
     with endpoints(backend).Writer(fifo, pipe_size=65536) as w:
         w.put(b"L" * (1 << 20))  # 16 times the pipe: it waits for room part-way
@@ -421,7 +421,7 @@ def test_open_writer_waits_for_a_reader_without_blocking_the_loop(ff, fifo, run)
 
 def _child_reader(fifo, backend_loop, out_path):
     """A shared reader in a child process; stops at its first empty message."""
-    from conftest import endpoints
+    from helpers import endpoints
 
     ns = endpoints(os.environ.get("FF_TEST_BACKEND", "python"))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import pty
+import select
 import signal
 import stat
 import subprocess
@@ -19,10 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BACKENDS, endpoints
+from helpers import BACKENDS, endpoints
 
 import fastfifo
-from fastfifo.cli import _openers
+from fastfifo._fifostat import list_openers
+from fastfifo._open import LOCKS_ON_FIFOS
 
 CLI = [sys.executable, "-m", "fastfifo"]
 LINUX = sys.platform.startswith("linux")
@@ -46,14 +49,16 @@ class Cli:
     def run(
         self, *args: str, input: bytes | None = None, timeout: float = 30, **kw
     ) -> subprocess.CompletedProcess[bytes]:
+        kw.setdefault("env", self.env)
         return subprocess.run(
-            [*CLI, *args], input=input, capture_output=True, timeout=timeout, env=self.env, **kw
+            [*CLI, *args], input=input, capture_output=True, timeout=timeout, **kw
         )
 
     def start(self, *args: str, **kw) -> subprocess.Popen[bytes]:
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
-        return subprocess.Popen([*CLI, *args], env=self.env, **kw)
+        kw.setdefault("env", self.env)
+        return subprocess.Popen([*CLI, *args], **kw)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -96,7 +101,7 @@ def wait_until(
 
 
 def has_open(pid: int, path: str) -> bool:
-    found = _openers(os.stat(path))
+    found = list_openers(os.stat(path))
     assert found is not None
     return any(o["pid"] == pid for o in found[0])
 
@@ -136,7 +141,7 @@ def test_help_shows_commands_examples_and_exit_statuses(cli1):
         "stat",
         "bench",
         "examples:",
-        "exit status:",
+        "exit status (every command):",
         "timeout",
         "other than a FIFO",
     ):
@@ -157,10 +162,25 @@ def test_console_script_is_installed(cli1):
     assert r.returncode == 0 and fastfifo.__version__ in r.stdout.decode()
 
 
+def test_bare_fastfifo_prints_the_help_on_stderr_and_exits_2(cli1):
+    r = cli1.run()
+    assert r.returncode == 2  # a usage error: a script that lost its command fails
+    assert r.stdout == b""
+    err = r.stderr.decode()
+    assert err.startswith("usage: fastfifo") and "exit status (every command):" in err
+    assert err == cli1.run("--help").stdout.decode()  # the same help as --help
+
+
+def test_the_exit_statuses_are_listed_once_in_the_main_help(cli1):
+    assert cli1.run("--help").stdout.decode().count("permission denied") == 1
+    for command in ("mkfifo", "send", "recv", "stat", "bench"):
+        out = cli1.run(command, "--help").stdout.decode()
+        assert "permission denied" not in out and "'fastfifo --help'" in out, command
+
+
 @pytest.mark.parametrize(
     "args",
     [
-        [],
         ["frobnicate"],
         ["recv"],
         ["recv", "q", "--count", "0"],
@@ -242,10 +262,11 @@ def test_recv_prints_what_a_python_writer_sent(cli, fifo):
 def test_send_arguments_and_stdin_lines_reach_a_python_reader(cli, fifo):
     ff = endpoints(cli.backend)
     with ff.Reader(fifo) as r:
-        res = cli.run("send", fifo, "one", "two words", "--", "-dash")
+        # --linger 0: this Reader holds the FIFO open and reads only once send returned.
+        res = cli.run("send", fifo, "--linger", "0", "one", "two words", "--", "-dash")
         assert res.returncode == 0, res.stderr
         assert r.get_many(timeout=5) == [b"one", b"two words", b"-dash"]
-        res = cli.run("send", fifo, input=b"a\n\nb c\nno newline at the end")
+        res = cli.run("send", fifo, "--linger", "0", input=b"a\n\nb c\nno newline at the end")
         assert res.returncode == 0, res.stderr
         got = []
         while len(got) < 4:
@@ -271,7 +292,7 @@ def test_binary_messages_round_trip_with_the_python_api(cli, fifo, encoding):
         lines = [json.loads(line) for line in printed.splitlines()]
         assert lines[4] == {"text": "café"} and "base64" in lines[0]
     with ff.Reader(fifo) as r:
-        res = cli.run("send", fifo, encoding, input=printed)
+        res = cli.run("send", fifo, "--linger", "0", encoding, input=printed)
         assert res.returncode == 0, res.stderr
         got = []
         while len(got) < len(msgs):
@@ -288,6 +309,7 @@ def test_raw_output_warns_once_about_a_message_with_a_newline(cli1, fifo):
     assert recv.returncode == 0
     assert out == b"fine\ntwo\nlines\nagain\n\n"
     assert err.decode().count("warning") == 1 and "--hex" in err.decode()
+    assert "message 2 contains a newline" in err.decode()  # counted across the batch
 
 
 def test_count_takes_exactly_n_and_leaves_the_rest(cli, fifo):
@@ -646,7 +668,7 @@ def test_commands_need_neither_fastfifo_aio_nor_the_bench_module(tmp_path):
             assert e.code == 0, e.code
         assert main(["mkfifo", path]) == 0
         with fastfifo.Reader(path) as r:
-            assert main(["send", path, "--json", '{"text": "there"}']) == 0
+            assert main(["send", path, "--linger", "0", "--json", '{"text": "there"}']) == 0
             assert r.get(timeout=5) == b"there"
             with fastfifo.Writer(path) as w:
                 w.put(b"back")
@@ -661,3 +683,248 @@ def test_commands_need_neither_fastfifo_aio_nor_the_bench_module(tmp_path):
     )
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout.endswith(b'{"text": "back"}\n'), r.stdout[-200:]
+
+
+# ------------------------------------------------------------------ send lingers
+
+
+def test_send_lingers_until_readers_coming_and_going_took_everything(cli, fifo):
+    """The README's sequence: send two, recv --count 1 twice; nothing dies in between."""
+    send = cli.start("send", fifo, "resize a.jpg", "resize b.jpg")
+    first = cli.run("recv", fifo, "--count", "1")
+    assert first.returncode == 0 and first.stdout == b"resize a.jpg\n", first.stderr
+    # recv has closed the FIFO; only send has it open now, and b is in the pipe, so send
+    # must still be there (it leaves once the pipe is empty).
+    assert send.poll() is None
+    second = cli.run("recv", fifo, "--count", "1", "--json")
+    assert second.returncode == 0 and second.stdout == b'{"text": "resize b.jpg"}\n'
+    out, err = send.communicate(timeout=30)
+    assert send.returncode == 0 and out == b"" and err == b""
+
+
+def test_send_linger_bound_exits_3_saying_what_was_left(cli1, fifo):
+    ff = endpoints(cli1.backend)
+    with ff.Reader(fifo, stop_at_eof=True) as idle:  # holds the FIFO, takes nothing yet
+        r = cli1.run("send", fifo, "--linger", "0.1", "left behind")
+        assert r.returncode == 3
+        line = one_line_error(r, "send")
+        assert "19 bytes were still in the pipe" in line and "--linger" in line
+        assert "1 messages were sent" in line
+        assert idle.get(timeout=5) == b"left behind"  # sent, and alive while a reader is
+
+
+def test_send_linger_0_returns_while_the_messages_wait(cli1, fifo):
+    keep = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # like a shell's exec 3<>fifo
+    try:
+        r = cli1.run("send", fifo, "--linger", "0", "a", "b")
+        assert r.returncode == 0 and r.stderr == b""
+        out = cli1.run("recv", fifo, "--count", "2", "--timeout", "0")
+        assert out.stdout == b"a\nb\n"
+    finally:
+        os.close(keep)
+
+
+# ------------------------------------------------------------------ saying what we wait for
+
+
+def run_on_a_terminal(
+    cli: Cli, *args: str, until: bytes, then=None, env: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """Run a command with stderr on a pseudo-terminal; read it until ``until`` appears,
+    call ``then()`` (which lets the command finish) and return (status, stderr)."""
+    master, slave = pty.openpty()
+    proc = cli.start(*args, stderr=slave, env={**cli.env, **(env or {})})
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while until not in seen:
+            assert time.monotonic() < deadline, f"never said {until!r}; said {seen!r}"
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:  # EIO: the command exited and the terminal closed
+                    break
+        assert until in seen, seen
+        if then is not None:
+            then()
+        proc.wait(timeout=30)
+        while select.select([master], [], [], 0)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    return proc.returncode, seen
+
+
+def test_send_says_on_a_terminal_that_it_waits_for_a_reader(cli1, fifo):
+    ff = endpoints(cli1.backend)
+    got: list[bytes] = []
+
+    def a_reader_comes() -> None:
+        with ff.Reader(fifo) as r:
+            got.append(r.get(timeout=20))
+
+    status, said = run_on_a_terminal(
+        cli1,
+        "send",
+        fifo,
+        "hello",
+        until=b"waiting for a reader to open the FIFO",
+        then=a_reader_comes,
+    )
+    assert status == 0 and got == [b"hello"]
+    assert said.count(b"fastfifo send: waiting: ") == 1 and fifo.encode() in said
+
+
+def test_send_says_on_a_terminal_that_it_lingers(cli1, fifo):
+    ff = endpoints(cli1.backend)
+    with ff.Reader(fifo, stop_at_eof=True) as r:  # holds the FIFO, reads later
+        status, said = run_on_a_terminal(
+            cli1,
+            "send",
+            fifo,
+            "x",
+            until=b"waiting until readers have taken everything",
+            then=lambda: r.get(timeout=20),
+            env={"FASTFIFO_NOTICE_AFTER": "0"},
+        )
+    assert status == 0 and b"1 messages sent" in said
+
+
+def test_send_says_on_a_terminal_that_the_pipe_is_full(cli1, fifo, tmp_path):
+    ff = endpoints(cli1.backend)
+    lines = [b"%04d" % i + b"x" * 3996 for i in range(400)]  # 400 pages: more than 1 MiB
+    (tmp_path / "input").write_bytes(b"\n".join(lines) + b"\n")
+    got: list[bytes] = []
+    with ff.Reader(fifo) as r, open(tmp_path / "input", "rb") as stdin:  # r takes nothing yet
+        master, slave = pty.openpty()
+        send = cli1.start("send", fifo, stdin=stdin, stderr=slave)
+        os.close(slave)
+        try:
+            said = b""
+            deadline = time.monotonic() + 30
+            while b"the pipe is full" not in said:
+                assert time.monotonic() < deadline, said
+                if select.select([master], [], [], 0.1)[0]:
+                    said += os.read(master, 4096)
+            while len(got) < len(lines):
+                got.extend(r.get_many(timeout=20))
+            assert send.wait(timeout=30) == 0
+        finally:
+            send.kill()
+            send.wait()
+            os.close(master)
+    assert got == lines
+    assert said.startswith(b"fastfifo send: waiting: ") and b"readers to take" in said
+
+
+def test_recv_says_on_a_terminal_that_it_waits_for_a_message(cli1, fifo):
+    ff = endpoints(cli1.backend)
+
+    def a_message_comes() -> None:
+        with ff.Writer(fifo, open_timeout=20) as w:
+            w.put(b"here")
+
+    status, said = run_on_a_terminal(
+        cli1,
+        "recv",
+        fifo,
+        "--count",
+        "1",
+        until=b"fastfifo recv: waiting: ",
+        then=a_message_comes,
+        env={"FASTFIFO_NOTICE_AFTER": "0"},
+    )
+    assert status == 0 and b"waiting for a message" in said
+
+
+def test_no_waiting_notices_when_stderr_is_not_a_terminal(cli1, fifo):
+    # FASTFIFO_NOTICE_AFTER=0 would say it at once, before waiting: only the terminal
+    # check keeps these commands' stderr to their one error line.
+    env = {**cli1.env, "FASTFIFO_NOTICE_AFTER": "0"}
+    r = cli1.run("send", fifo, "--open-timeout", "0.05", "x", env=env)
+    assert r.returncode == 3 and "waiting:" not in one_line_error(r, "send")
+    r = cli1.run("recv", fifo, "--timeout", "0.05", env=env)
+    assert r.returncode == 3 and "waiting:" not in one_line_error(r, "recv")
+
+
+# ------------------------------------------------------------------ recv details
+
+
+def test_recv_quiet_ends_a_loop_without_a_word(cli1, fifo):
+    r = cli1.run("recv", fifo, "--count", "1", "--timeout", "0", "--quiet")
+    assert r.returncode == 3 and r.stdout == b"" and r.stderr == b""
+
+
+def test_mkfifo_names_the_path_when_a_directory_on_the_way_is_a_fifo(cli1, fifo):
+    r = cli1.run("mkfifo", fifo + "/q")
+    assert r.returncode == 1
+    line = one_line_error(r, "mkfifo")
+    assert f"{fifo}/q" in line and "not a directory" in line
+
+
+# ------------------------------------------------------------------ signals while waiting
+
+
+@needs_proc
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_recv_count_waiting_for_the_readers_lock_ends_on_a_signal(cli, fifo, sig, status):
+    """issue 13: a message waits, but another process holds the readers' lock; recv's
+    claim waits for the lock, and Ctrl-C (or SIGTERM) must still end it at once."""
+    lock = fifo if LOCKS_ON_FIFOS else fifo + ".readers.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys\n"
+            "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK | os.O_CREAT, 0o600)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.read()\n",
+            lock,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    recv = None
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        keep = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # the message outlives the writer
+        try:
+            with endpoints(cli.backend).Writer(fifo) as w:
+                w.put(b"waiting behind the lock")
+            recv = cli.start(
+                "recv", fifo, "--count", "1", preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL)
+            )
+            # Opened the FIFO, then asleep: only the claim's wait for the lock is left.
+            wait_until(
+                lambda: has_open(recv.pid, fifo) and process_state(recv.pid) == "S",
+                "recv waits for the readers' lock",
+                proc=recv,
+            )
+            recv.send_signal(sig)
+            out, err = recv.communicate(timeout=10)
+            assert recv.returncode == status, err
+            assert out == b"" and b"Traceback" not in err
+        finally:
+            os.close(keep)
+    finally:
+        if recv is not None and recv.poll() is None:
+            recv.kill()
+            recv.wait()
+        holder.kill()
+        holder.wait()
+
+
+def process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]

@@ -14,7 +14,7 @@ import os
 import types
 
 import pytest
-from conftest import BACKENDS, backend_module
+from helpers import BACKENDS, backend_module
 
 import fastfifo
 

@@ -6,8 +6,7 @@ import multiprocessing
 import os
 
 import pytest
-from conftest import BACKENDS, endpoints
-from helpers import check_message, make_message, sizes
+from helpers import BACKENDS, check_message, endpoints, make_message, sizes
 
 import fastfifo
 

@@ -30,8 +30,7 @@ import time
 import tracemalloc
 
 import pytest
-from conftest import BACKENDS, endpoints
-from helpers import losses_logged
+from helpers import BACKENDS, endpoints, losses_logged
 
 import fastfifo
 from fastfifo import _core_py, _endpoints
@@ -503,7 +502,7 @@ _EMFILE_CHILD = textwrap.dedent(
     """
     import errno, gc, json, os, resource, sys
     sys.path.insert(0, {tests!r})
-    from conftest import endpoints
+    from helpers import endpoints
     import fastfifo
 
     ns = endpoints({backend!r})
@@ -911,7 +910,7 @@ _DOUBLE_CLOSE_CHILD = textwrap.dedent(
     """
     import gc, os, resource, sys
     sys.path.insert(0, {tests!r})
-    from conftest import endpoints
+    from helpers import endpoints
 
     ns = endpoints({backend!r})
     keeper = ns.Reader({path!r})

@@ -21,7 +21,7 @@ import time
 import warnings
 
 import pytest
-from conftest import BACKENDS
+from helpers import BACKENDS
 
 import fastfifo
 from fastfifo import queue as ffqueue

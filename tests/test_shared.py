@@ -14,11 +14,12 @@ import threading
 import time
 
 import pytest
-from conftest import BACKENDS, endpoints
 from helpers import (
+    BACKENDS,
     KillSafeCounters,
     KillSafeFlag,
     check_message,
+    endpoints,
     losses_logged,
     make_message,
     sizes,

@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import BACKENDS
+from helpers import BACKENDS
 
 import fastfifo
 

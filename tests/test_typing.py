@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PURE_ONLY
+from helpers import PURE_ONLY
 
 TYPING = Path(__file__).parent / "typing"
 

@@ -13,15 +13,19 @@ import functools
 import os
 import select
 import sys
+import time
 import weakref
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from ._open import (
     DEFAULT_PIPE_SIZE,
     LOCKS_ON_FIFOS,
     PEEK_WINDOW,
+    Backoff,
+    bytes_waiting,
     check_size,
+    check_timeout,
     mkfifo,
     open_fifo,
     open_writer_fd,
@@ -36,7 +40,24 @@ PIPE_BUF: int = select.PIPE_BUF
 #: Default cap on one received message; every allocation is bounded by it.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
+#: The two framings (docs/guide.md, "choosing a framing").
+Framing = Literal["frames", "lines"]
+
 _FRAMINGS = {"frames": 0, "lines": 1}
+
+
+class WriterOptions(TypedDict, total=False):
+    """``Writer``'s keyword options but ``open_timeout``, for ``**options`` that pass them on
+    (``aio.open_writer``), so a type checker still checks each one."""
+
+    framing: Framing
+    max_message_size: int
+    pipe_size: int | None
+    strict_permissions: bool
+    create: bool
+    buffered: bool
+    linger: float | None
+
 
 #: Tests set this to run shared readers through the exact-read claims that systems
 #: without tee() (macOS) use.
@@ -48,10 +69,22 @@ _SELECT_FOR_EOF = sys.platform == "darwin"
 
 
 if TYPE_CHECKING:  # type checkers see the compiled core's API (_core.pyi) as the base
+    import threading
+
     from ._core import ReaderCore as _CoreReader
     from ._core import WriterCore as _CoreWriter
 else:  # at run time classes_for() mixes these classes into either core's classes
     _CoreWriter = _CoreReader = object
+
+
+def _check_linger(path: str | os.PathLike[str], linger: object) -> float | None:
+    """The linger in seconds (None: no limit): ``check_timeout``'s rules, but a negative
+    linger is refused rather than read as "do not wait" (0 says that)."""
+    p = os.fspath(path)
+    seconds = check_timeout(linger, "linger", p)
+    if seconds == 0.0 and isinstance(linger, (int, float)) and linger < 0:
+        raise ValueError(f"{p!r}: linger must be >= 0 seconds (or None: no limit), not {linger!r}")
+    return seconds
 
 
 def _prepare(
@@ -163,6 +196,17 @@ class Writer(_CoreWriter):
         Refuse a FIFO owned by another user or writable by group/others.
     create : bool
         Create the FIFO (mode 0600) if it does not exist.
+    linger : float or None
+        What ``close()`` does with messages still in the pipe, like a socket's
+        ``SO_LINGER``.  0 (default): close at once; what is in the pipe lives on
+        while any process has the FIFO open and dies with the last descriptor.
+        A number: ``close()`` first waits up to that many seconds until the
+        pipe is empty (every message taken by a reader), then raises
+        ``TimeoutError`` (the Writer is closed all the same) if bytes are left.
+        None: wait until the pipe is empty, however long.  The wait polls the
+        pipe (1 to 50 ms apart), ends on Ctrl-C, and a ``close()`` from another
+        thread ends it at once.  The pipe is shared: the wait is for every
+        writer's messages, not only this one's.
 
     A Writer (like a Reader) belongs to the process that opened it: after
     ``fork()`` the child's copy is closed (``ClosedError`` says why), so its
@@ -170,24 +214,30 @@ class Writer(_CoreWriter):
     """
 
     _core: ModuleType  # the backend, set by classes_for()
-    framing: str
+    framing: Framing
     max_message_size: int
     buffered: bool
     pipe_size: int  # the capacity the kernel gave
+    #: Seconds ``close()`` waits for the pipe to empty (None: no limit); may be changed
+    #: before ``close()``.
+    linger: float | None = 0.0
+    _linger_stop: threading.Event | None = None  # set while close() lingers
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        framing: str = "frames",
+        framing: Framing = "frames",
         open_timeout: float | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         pipe_size: int | None = DEFAULT_PIPE_SIZE,
         strict_permissions: bool = True,
         create: bool = False,
         buffered: bool = False,
+        linger: float | None = 0.0,
     ) -> None:
         super().__init__()
+        linger = _check_linger(path, linger)
         p, code, maxmsg = _prepare(path, framing, max_message_size, pipe_size, create)
         fd = open_writer_fd(p, open_timeout, strict_permissions=strict_permissions)
         lock_fd = -1
@@ -214,21 +264,65 @@ class Writer(_CoreWriter):
         self.framing = framing
         self.max_message_size = max_message_size
         self.buffered = buffered
+        self.linger = linger
         _live_writers.add(self)
 
     def close(self) -> None:
-        """Flush buffered messages (waiting for room as needed), then close; idempotent.
+        """Flush buffered messages, linger if asked (``linger=``), then close; idempotent.
 
-        If the flush fails (no reader any more) the Writer is still closed and the
-        error is raised.  Called from another thread while a ``put`` is blocked,
-        it wakes that call (``ClosedError``) instead of waiting behind it, and
-        the messages still buffered are not sent.
+        The flush waits for room as needed.  If it fails (no reader any more) the
+        Writer is still closed and the error is raised.  With ``linger``, close
+        then waits until the pipe is empty, and raises ``TimeoutError`` (closed
+        all the same) if the linger time passed first.  Called from another
+        thread while a ``put`` is blocked, close() wakes that call
+        (``ClosedError``) instead of waiting behind it, sends nothing still
+        buffered and does not linger; called while another thread lingers in
+        close(), it ends that wait.  A Writer that is garbage-collected without
+        close() does not linger.
         """
-        try:
-            if self.buffered and self.pending:
-                self._flush_if_idle()
-        finally:
+        stop = self._linger_stop
+        if stop is not None:  # another thread is lingering in close(): end that wait now
+            stop.set()
             super().close()
+            return
+        if self.linger != 0 and not self.closed:
+            import threading  # only lingering Writers need it (`import fastfifo` stays lean)
+
+            stop = self._linger_stop = threading.Event()
+        try:
+            # False when another thread is inside a call: close() must wake it, not wait.
+            idle = self._flush_if_idle()
+            if idle and stop is not None:
+                self._linger(stop)
+        finally:
+            self._linger_stop = None
+            super().close()
+
+    def _linger(self, stop: threading.Event) -> None:
+        """Wait until the pipe is empty, for at most ``self.linger`` seconds or until ``stop``."""
+        limit = self.linger
+        deadline = None if limit is None else time.monotonic() + limit
+        backoff = Backoff(0.001, 0.05)  # no event says "the pipe is empty": poll it
+        while not stop.is_set():
+            try:
+                left = bytes_waiting(self.fileno())
+            except (ValueError, OSError):  # ClosedError, EBADF: closed by another thread
+                return
+            # close() marks the Writer closed before it closes the fd: if it is still open
+            # now, the fd asked above was this FIFO's (not a number closed and reused).
+            if self.closed or left == 0:
+                return
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError(
+                    errno.ETIMEDOUT,
+                    f"{left} bytes were still in the pipe after lingering {limit:g} s "
+                    "for a reader to take them; they are lost unless another process "
+                    "has the FIFO open",
+                    self.path,
+                )
+            # Event.wait ends early on close() from another thread; Ctrl-C interrupts it.
+            stop.wait(backoff.next(None if deadline is None else deadline - now))
 
     __repr__ = _endpoint_repr
     __reduce__ = _no_pickle
@@ -260,7 +354,7 @@ class Reader(_CoreReader):
     """
 
     _core: ModuleType  # the backend, set by classes_for()
-    framing: str
+    framing: Framing
     max_message_size: int
     shared: bool
     pipe_size: int  # the capacity the kernel gave
@@ -269,7 +363,7 @@ class Reader(_CoreReader):
         self,
         path: str | os.PathLike[str],
         *,
-        framing: str = "frames",
+        framing: Framing = "frames",
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         stop_at_eof: bool = False,
         shared: bool = False,

@@ -39,8 +39,14 @@ def not_bytes_error(path: object, data: object, index: int = -1) -> TypeError:
     )
 
 
+# Each class says it lives in ``fastfifo`` (where users import and catch it), so
+# tracebacks, reprs and pickles show ``fastfifo.Empty``, not ``fastfifo._errors.Empty``.
+
+
 class Empty(queue.Empty):
     """No message arrived before the timeout (``Reader.get``, ``get_many``)."""
+
+    __module__ = "fastfifo"
 
 
 class Full(queue.Full):
@@ -51,6 +57,8 @@ class Full(queue.Full):
     ``messages[sent:]`` only.
     """
 
+    __module__ = "fastfifo"
+
     def __init__(self, message: str = "", sent: int = 0) -> None:
         super().__init__(message)
         self.sent = sent
@@ -59,13 +67,19 @@ class Full(queue.Full):
 class ClosedError(ValueError):
     """The endpoint is closed (or was closed by another thread while waiting)."""
 
+    __module__ = "fastfifo"
+
 
 class NotAFifoError(OSError):
     """Something other than a FIFO (a regular file, directory, symlink...) is at the path."""
 
+    __module__ = "fastfifo"
+
 
 class MessageTooLargeError(ValueError):
     """A message exceeds what the endpoint accepts (atomic limit or ``max_message_size``)."""
+
+    __module__ = "fastfifo"
 
 
 class CorruptStreamError(ValueError):
@@ -74,6 +88,8 @@ class CorruptStreamError(ValueError):
     The reader has skipped the bad bytes (``skipped`` counts them) and the next
     call goes on with the valid messages that follow.
     """
+
+    __module__ = "fastfifo"
 
     def __init__(self, message: str = "", skipped: int = 0) -> None:
         super().__init__(message)
@@ -84,8 +100,10 @@ class IncompleteMessageWarning(UserWarning):
     """No longer issued: kept so that code which filters it still imports.
 
     A large message cut short (its writer died or gave up mid-message) is now counted in
-    ``Reader.dropped_messages`` and logged on the ``fastfifo`` logger (see ``logger``).
+    ``Reader.dropped_messages`` and logged on the ``fastfifo`` logger.
     """
+
+    __module__ = "fastfifo"
 
 
 # ---------------------------------------------------------------- the texts both cores raise

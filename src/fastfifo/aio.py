@@ -56,7 +56,7 @@ from ._open import Backoff, check_timeout, pipe_capacity
 __all__ = ["Queue", "Reader", "Writer", "open_writer"]
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    from typing_extensions import Buffer, Unpack
 
     from . import _endpoints
     from . import queue as _queue
@@ -666,7 +666,10 @@ class Writer(_Endpoint):
 
 
 async def open_writer(
-    path: str | os.PathLike[str], *, open_timeout: float | None = None, **options: Any
+    path: str | os.PathLike[str],
+    *,
+    open_timeout: float | None = None,
+    **options: Unpack[_endpoints.WriterOptions],
 ) -> Writer:
     """Open an asyncio Writer, waiting (without blocking the loop) for a reader.
 

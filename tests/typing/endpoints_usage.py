@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from typing_extensions import assert_type
 
@@ -29,7 +30,7 @@ def roundtrip(directory: Path) -> list[bytes]:
             writer.flush()
             assert_type(writer.pending, int)
             assert_type(writer.max_atomic_message, int)
-            assert_type(writer.framing, str)
+            assert_type(writer.framing, Literal["frames", "lines"])
         one = reader.get(timeout=1.0)
         assert_type(one, bytes)
         many = reader.get_many(10, timeout=0.0)

@@ -21,12 +21,15 @@ def mistakes(path: str) -> None:
     fastfifo.Writer(path, "lines")  # type: ignore[call-arg]
     fastfifo.Writer(path, open_timeot=1)  # type: ignore[call-arg]
     fastfifo.Writer(42)  # type: ignore[arg-type]
+    fastfifo.Writer(path, framing="line")  # type: ignore[arg-type]
+    fastfifo.Writer(path, linger="long")  # type: ignore[arg-type]
 
     reader = fastfifo.Reader(path)
     text: str = reader.get()  # type: ignore[assignment]
     views: list[memoryview] = reader.get_many()  # type: ignore[assignment]
     reader.get_many(max_messages="all")  # type: ignore[arg-type]
     fastfifo.Reader(path, shared=1.5)  # type: ignore[arg-type]
+    fastfifo.Reader(path, framing="bytes")  # type: ignore[arg-type]
     reader.put(b"readers do not write")  # type: ignore[attr-defined]
     writer.get()  # type: ignore[attr-defined]
     first: bytes = reader.get_batch()[0]  # type: ignore[assignment]
@@ -53,6 +56,9 @@ def queue_and_aio_mistakes(path: str) -> None:
 
 
 async def aio_mistakes(writer: fastfifo.aio.Writer, q: fastfifo.aio.Queue[int]) -> None:
+    await fastfifo.aio.open_writer("q", framing="line")  # type: ignore[arg-type]
+    await fastfifo.aio.open_writer("q", bufferd=True)  # type: ignore[call-arg]
+    await fastfifo.aio.open_writer("q", pipe_size="1M")  # type: ignore[arg-type]
     await writer.put("text")  # type: ignore[arg-type]
     writer.write_many(["text"])  # type: ignore[list-item]
     await q.put(b"bytes")  # type: ignore[arg-type]

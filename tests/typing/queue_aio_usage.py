@@ -54,7 +54,7 @@ def raw_chosen_at_run_time(raw: bool) -> None:
 
 
 async def service(path: str) -> int:
-    writer = await fastfifo.aio.open_writer(path, open_timeout=1.0)
+    writer = await fastfifo.aio.open_writer(path, open_timeout=1.0, framing="lines", linger=5)
     assert_type(writer, fastfifo.aio.Writer)
     assert_type(writer.writer, fastfifo.Writer)
     async with fastfifo.aio.Reader(path, shared=True) as reader:
