@@ -263,3 +263,334 @@ cdef class ReaderCore(_ClaimingReader):
             return self.get()
         except (EOFError, ClosedError):
             raise StopIteration
+
+    # ------------------------------------------------------------ peek, then commit
+    #
+    # For fastfifo.relay: take whole messages from a shared FIFO without consuming
+    # them, and consume exactly those bytes once they are safe elsewhere.  Internal
+    # (underscore) API: see docs/relay.md for why it is not offered to local users.
+    # Self-contained: the readers' lock, tee() and the parser are the claims' own.
+
+    cdef Py_ssize_t peek_held   # bytes at the pipe's head the held peek covers
+    cdef bint peek_open         # a peek holds the readers' lock until commit/abandon
+
+    @property
+    def _peek_held(self):
+        """Bytes the held peek leaves in the pipe until ``_commit()`` (0: none held)."""
+        return self.peek_held if self.peek_open else 0
+
+    def _peek_many(self, max_messages=1000, timeout=None):
+        """Return 1 or more whole messages, leaving them in the pipe under the readers' lock.
+
+        The messages stay at the head of the pipe, and the readers' lock stays held,
+        until ``_commit()`` consumes exactly them or ``_abandon()`` (or the death of
+        this process, or ``close()``) leaves them for the next claim.  Needs a shared
+        Reader with tee() (Linux).  At most ``max_messages``, except that small
+        messages interleaved with a large message's fragments come together with it.
+
+        What cannot be peeked whole is taken as ``get_many`` takes it (consumed at
+        once; ``_peek_held`` is then 0): bad bytes, a message larger than
+        ``max_message_size`` (both raised as get raises them), a message whose
+        fragments do not fit in the peek window (256 KiB), and the rest of a large
+        message whose writer died part-way.
+
+        Raises Empty, EOFError, CorruptStreamError, MessageTooLargeError and
+        ClosedError as ``get_many`` does; RuntimeError while a peek is held.
+        """
+        cdef Py_ssize_t n = _peek_count(max_messages)
+        cdef double deadline = to_deadline(timeout)
+        cdef int status = NEED, r
+        cdef list out = []
+        if not (self.shared and self.use_tee):
+            raise ValueError(f"{self.path!r}: peeking needs a Reader opened with shared=True "
+                             "on a system with tee() (Linux)")
+        if not self._enter(deadline):
+            raise Empty(f"{self.path!r}: another thread held the Reader for {timeout} s")
+        try:
+            if self.peek_open:
+                raise RuntimeError(f"{self.path!r}: a peek is held; _commit() or _abandon() "
+                                   "it before peeking again")
+            self.claim_max = n
+            while True:
+                # What an ordinary claim took (consumed) is handed out first.
+                while len(out) < n:
+                    msg = self._take(&status)
+                    if status != GOT:
+                        break
+                    out.append(msg)
+                if out:
+                    return out
+                if status < 0:
+                    self._raise_bad(status)
+                self._report_drops()
+                if (self.locked or self._holding() or self.end > self.start or
+                        self.asm is not None or self.asm_skip or self.discard or
+                        self.skip_line):
+                    r = self._fill(deadline)  # go on with what an ordinary claim began
+                else:
+                    r = self._peek_claim(n, deadline)
+                    if r == 1:
+                        self.peek_open = True
+                        try:
+                            while True:
+                                msg = self._take(&status)
+                                if status != GOT:
+                                    break
+                                out.append(msg)
+                            if status != NEED or self.end != self.start or not out:
+                                raise RuntimeError(f"{self.path!r}: a peek did not parse "
+                                                   "into whole messages (a fastfifo bug)")
+                        except BaseException:
+                            self._abandon_held()
+                            raise
+                        return out
+                if r == 0:
+                    raise Empty(f"{self.path!r}: no message within {timeout} s")
+                if r < 0:
+                    return [self._end_of_stream()]
+        finally:
+            self._leave()
+
+    def _commit(self):
+        """Consume exactly the bytes the held peek covers, and release the readers' lock.
+
+        Does nothing when no peek is held (or the messages were taken the ordinary way).
+        """
+        cdef Py_ssize_t got = 0, r
+        cdef int err
+        self._enter(-1.0)
+        try:
+            if not self.peek_open:
+                return
+            try:
+                while got < self.peek_held:
+                    with nogil:
+                        r = px.fastfifo_splice(self.fd, self.null_fd, self.peek_held - got)
+                        err = errno
+                    if r > 0:
+                        got += r
+                    elif r < 0 and err == EINTR:
+                        continue  # never stop half-way: signals run after the commit
+                    else:
+                        raise OSError(
+                            err if r < 0 else EAGAIN,
+                            f"the pipe lost {self.peek_held - got} bytes a peek held (a reader "
+                            "without shared=True, or cat, reads this FIFO too?)", self.path)
+            finally:
+                self.peek_open = False
+                self.peek_held = 0
+                self._release()
+        finally:
+            self._leave()
+
+    def _abandon(self):
+        """Release the readers' lock without consuming: the peeked messages stay first."""
+        self._enter(-1.0)
+        try:
+            self._abandon_held()
+        finally:
+            self._leave()
+
+    cdef void _abandon_held(self) noexcept:
+        if self.peek_open:
+            self.peek_open = False
+            self.peek_held = 0
+            self._release()
+
+    cdef int _peek_claim(self, Py_ssize_t n, double deadline) except -9:
+        """Under the call lock: 1 peeked (readers' lock kept), 2 an ordinary claim took
+        bytes, 0 at the deadline, -1 at the end of the stream."""
+        cdef int r
+        cdef bint first = True
+        while True:
+            if not (first and px.flock(self.rlock_fd, px.LOCK_EX | px.LOCK_NB) == 0):
+                if self._wait(px.POLLIN, deadline) == 0:
+                    return 0
+                if not self._lock_wait(self.rlock_fd, False, deadline):
+                    return 0
+            first = False
+            self.locked = True
+            self.resync = False
+            try:
+                r = self._peek_tee(n)
+                if r == 1:
+                    self.peek_held = self.end - self.start
+                    return 1
+                if r == 2:  # not for a peek: take it as a claim does
+                    r = self._claim_tee()
+                    if r == 1:
+                        if not self._holding():
+                            self._release()
+                        return 2
+            except BaseException:
+                if not self._holding():
+                    self._release()
+                raise
+            self._release()
+            if r == -1:
+                return -1
+            if r == -2:  # the head is not whole yet: back off instead of spinning
+                if self._wait_wake(0.002, deadline) == 0:
+                    return 0
+            elif deadline >= 0 and monotonic() >= deadline:
+                return 0
+
+    cdef int _peek_tee(self, Py_ssize_t want) except -9:
+        """Under the readers' lock: peek whole messages into the buffer without consuming.
+
+        1 peeked (``end`` moved past them), 2 the head needs an ordinary claim, 0 pipe
+        empty, -1 end of stream, -2 the head is not whole yet.
+        """
+        cdef Py_ssize_t n, got, r, cut
+        cdef Py_ssize_t win = min(self.window, want * 4096)
+        cdef int err, how
+        cdef bint wider, gone = False
+        while True:
+            self._make_room(win)
+            with nogil:
+                n = px.fastfifo_tee(self.fd, self.peek_w, win)
+                err = errno
+            if n < 0:
+                if err == EAGAIN:
+                    return 0
+                if err == EINTR:
+                    PyErr_CheckSignals()
+                    return 0
+                raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
+            if n == 0:
+                return -1 if self._wait(px.POLLIN, 0.0) & px.POLLHUP else 0
+            got = 0
+            while got < n:
+                with nogil:
+                    r = read(self.peek_r, self.buf + self.end + got, n - got)
+                    err = errno
+                if r <= 0:
+                    if r < 0 and err == EINTR:
+                        continue
+                    raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)",
+                                  self.path)
+                got += r
+            wider = False
+            cut = self._peek_size(<const uint8_t *>self.buf + self.end, n, want, &how, &wider)
+            if (cut == 0 or wider) and n == win and win < self.window:
+                win = min(self.window, win * 4)
+                continue
+            if how == PEEK_ORDINARY:
+                return 2
+            if cut:
+                self.end += cut
+                return 1
+            if how == PEEK_OPEN:
+                # A large message at the head, not whole yet.  Its writer holds the
+                # writers' lock until its last fragment is in the pipe; if the lock was
+                # free before a peek that still lacks that fragment, it died part-way.
+                if n == self.window or gone:
+                    return 2
+                if self._writer_gone():
+                    gone = True
+                    continue
+                return -2
+            if self.framing == LINES and (n > self.maxmsg or n > ATOMIC_MAX):
+                return 2  # a line no writer wrote atomically: taken as it comes
+            if n == self.window or (self.stop_at_eof and
+                                    self._wait(px.POLLIN, 0.0) & px.POLLHUP):
+                return 2
+            return -2
+
+    cdef Py_ssize_t _peek_size(self, const uint8_t *p, Py_ssize_t n, Py_ssize_t want,
+                               int *how, bint *wider) noexcept:
+        """How many leading bytes of ``p[:n]`` are whole messages a peek can hold.
+
+        Cuts only where no large message is open.  ``how``: PEEK_OK (some), PEEK_MORE
+        (none whole yet), PEEK_OPEN (a large message at the head lacks fragments) or
+        PEEK_ORDINARY (the head is for an ordinary claim: bad bytes, too large, ...).
+        ``wider``: a wider peek may hold more.
+        """
+        cdef Py_ssize_t i = 0, cut = 0, count = 0, size
+        cdef uint32_t length
+        cdef unsigned long long total
+        cdef int kind
+        cdef bint open_ = False
+        cdef const char *nl
+        how[0] = PEEK_OK
+        if self.framing == LINES:
+            while i < n and count < want:
+                nl = <const char *>memchr(p + i, NEWLINE, n - i)
+                if nl == NULL:
+                    wider[0] = True
+                    break
+                size = <const uint8_t *>nl - (p + i)
+                if size > self.maxmsg:
+                    if i == 0:
+                        how[0] = PEEK_ORDINARY
+                    break
+                i += size + 1
+                count += 1
+            if i == 0 and how[0] == PEEK_OK:
+                how[0] = PEEK_MORE
+            return i
+        while True:
+            if n - i < HEADER:
+                wider[0] = True
+                break
+            if not header_usable(p + i):
+                if cut == 0:
+                    how[0] = PEEK_ORDINARY
+                break
+            length = header_length(p + i)
+            kind = p[i + 1] & KIND_MASK
+            if i + HEADER + <Py_ssize_t>length > n:
+                if i == 0 and HEADER + <Py_ssize_t>length > ATOMIC_MAX:
+                    how[0] = PEEK_ORDINARY  # no writer wrote it atomically
+                    return 0
+                wider[0] = True
+                break
+            if kind == KIND_WHOLE:
+                if length > <size_t>self.maxmsg:
+                    if cut == 0:
+                        how[0] = PEEK_ORDINARY
+                    break
+                count += 1
+            elif kind == KIND_FIRST:
+                total = load_u64(p + i + HEADER)
+                if open_ or total > <unsigned long long>self.maxmsg or \
+                        total >= <unsigned long long>self.window:
+                    if cut == 0:
+                        how[0] = PEEK_ORDINARY
+                    break
+                open_ = True
+            else:
+                if not open_:  # fragments whose beginning this reader did not see
+                    if cut == 0:
+                        how[0] = PEEK_ORDINARY
+                    break
+                if kind == KIND_LAST:
+                    open_ = False
+                    count += 1
+            i += HEADER + length
+            if open_:
+                if count > want and cut:
+                    break
+                continue
+            cut = i
+            if count >= want:
+                break
+        if cut == 0 and how[0] == PEEK_OK:
+            how[0] = PEEK_OPEN if open_ else PEEK_MORE
+        return cut
+
+
+cdef enum:
+    PEEK_OK = 0
+    PEEK_MORE = 1
+    PEEK_OPEN = 2
+    PEEK_ORDINARY = 3
+
+
+cdef Py_ssize_t _peek_count(object max_messages) except -1:
+    """``max_messages`` checked before any arithmetic: an int >= 1, capped at 2**20."""
+    if isinstance(max_messages, bool) or not isinstance(max_messages, int):
+        raise TypeError(f"max_messages must be an int, not {type(max_messages).__name__}")
+    if max_messages < 1:
+        raise ValueError(f"max_messages must be >= 1, not {max_messages}")
+    return min(max_messages, 1 << 20)
