@@ -1,6 +1,7 @@
 """The ``fastfifo`` command (also ``python -m fastfifo``).
 
-Subcommands: ``mkfifo``, ``send``, ``recv``, ``stat`` and ``bench``.  Exit statuses
+Subcommands: ``mkfifo``, ``send``, ``recv``, ``stat``, ``bench`` and ``relay``
+(``_cli_relay``).  Exit statuses
 scripts can rely on are the ``EXIT_*`` constants below (and ``fastfifo --help``);
 every error is one line on stderr, ``fastfifo COMMAND: error: ...``.
 """
@@ -27,7 +28,7 @@ from typing import Any, NoReturn
 
 import fastfifo
 
-from . import _open
+from . import _cli_relay, _open
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -992,6 +993,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     b.set_defaults(func=_bench_main)
+
+    _cli_relay.add_parser(sub, _FORMATTER, _wrap, EXIT_STATUS_HELP)
     return parser
 
 
@@ -1016,7 +1019,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         args.message += before + after
     old_sigterm = None
-    if args.command in ("send", "recv"):
+    if args.command in ("send", "recv", "relay"):
         try:
             old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
         except ValueError:  # not the main thread (main() called from a test, say)
