@@ -543,3 +543,53 @@ def test_cli_ends_promptly_on_a_signal_losing_nothing(locked, stream, fifos, sig
             pass
     in_stream = [fields[b"data"] for _, fields in client.xrange(stream)]
     assert Counter(in_stream + left) >= Counter(payloads(1000) + payloads(1000, "late"))
+
+
+def test_maxlen_caps_the_stream(server, stream, fifos):
+    src, _ = fifos
+    a = relay.Relay(src, server.url(stream), maxlen=100, maxlen_exact=True, block=0.1)
+    with running(a), fastfifo.Writer(src) as w:
+        w.put_many(payloads(1000))
+        wait_for(lambda: a.stats.messages == 1000)
+    client = server.client()
+    assert client.xlen(stream) == 100
+    assert [f[b"data"] for _, f in client.xrange(stream)] == payloads(1000)[-100:]
+
+
+def test_a_user_without_scripts_gets_multi_exec(server, stream, fifos, caplog):
+    """The batch goes in one EVALSHA; where an ACL refuses scripts, in one MULTI/EXEC."""
+    src, _ = fifos
+    client = server.client()
+    user = f"u{uuid.uuid4().hex[:8]}"
+    client.acl_setuser(
+        user, enabled=True, passwords=["+pw-" + user], keys=["*"], commands=["+@all", "-@scripting"]
+    )
+    url = f"redis://{user}:pw-{user}@127.0.0.1:{server.port}/0?stream={stream}"
+    with caplog.at_level(logging.INFO, "fastfifo.relay"):
+        a = relay.Relay(src, url, block=0.1)
+        with running(a), fastfifo.Writer(src) as w:
+            w.put_many(payloads(500))
+            wait_for(lambda: a.stats.messages == 500)
+    assert "scripts refused" in caplog.text and "MULTI/EXEC" in caplog.text
+    assert [f[b"data"] for _, f in client.xrange(stream)] == payloads(500)
+
+
+def test_without_tee_batches_are_taken_first_and_counted(server, stream, fifos, monkeypatch):
+    """The macOS path (exact-read claims, run here on Linux): batches cross, counted as
+    unguarded, and the relay says what that means."""
+    monkeypatch.setattr(fastfifo._endpoints, "FORCE_EXACT_CLAIMS", True)
+    src, _ = fifos
+    a = relay.Relay(src, server.url(stream), block=0.1)
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("fastfifo.relay").addHandler(handler)
+    try:
+        with running(a), fastfifo.Writer(src) as w:
+            w.put_many(payloads(300))
+            wait_for(lambda: a.stats.messages == 300)
+    finally:
+        logging.getLogger("fastfifo.relay").removeHandler(handler)
+    assert a.stats.unguarded == 300 and a.stats.lost == 0
+    assert any("no tee()" in r for r in records)
+    assert [f[b"data"] for _, f in server.client().xrange(stream)] == payloads(300)

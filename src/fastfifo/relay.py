@@ -103,6 +103,23 @@ class RelayConfigError(ValueError):
     """A bad URL, option or combination of endpoints; nothing was started."""
 
 
+# One EVALSHA adds a whole batch, atomically.  ARGV: the number k of XADD options (MAXLEN
+# ~ N), those options, the field, then the messages.  Values are never part of the source.
+_XADD_SCRIPT = """
+local k = tonumber(ARGV[1])
+local args = {KEYS[1]}
+for i = 2, k + 1 do args[#args + 1] = ARGV[i] end
+args[#args + 1] = '*'
+args[#args + 1] = ARGV[k + 2]
+local last = #args + 1
+for i = k + 3, #ARGV do
+  args[last] = ARGV[i]
+  redis.call('XADD', unpack(args))
+end
+return #ARGV - k - 2
+"""
+
+
 # ------------------------------------------------------------------ endpoints
 
 
@@ -725,28 +742,68 @@ class Relay:
             self.stats.bytes += sum(map(len, msgs))
 
     def _add(self, client: _Client, head: tuple[str, ...], msgs: list[bytes]) -> None:
-        """XADD every message in one MULTI/EXEC, waiting out outages (_Stopped on stop())."""
+        """XADD every message atomically, waiting out outages (_Stopped on stop()).
+
+        One EVALSHA of a script that XADDs each message (one command to encode instead of
+        one per message: redis-py's encoding is most of a relay's cost), or, where the
+        server refuses scripts, one MULTI/EXEC.  Either is all or nothing.
+        """
+        from redis.exceptions import NoScriptError
+
         uncertain = False
         while True:
-            pipe = client.pipeline(transaction=True)
+            pipe = None
+            sending = False
             try:
-                for m in msgs:
-                    pipe.execute_command(*head, m)
+                if self._script is None and not self._said_no_script:
+                    self._load_script(client)
                 if uncertain:
                     client.ping()  # the connection is up before the batch goes again
                     uncertain = False
                     self.stats.resent += len(msgs)
-                pipe.execute()
+                sending = True
+                if self._script is not None:
+                    opts = head[2:-2]  # MAXLEN ~ N, if any
+                    client.execute_command(
+                        "EVALSHA", self._script, 1, head[1], len(opts), *opts, head[-1], *msgs
+                    )
+                else:
+                    pipe = client.pipeline(transaction=True)
+                    for m in msgs:
+                        pipe.execute_command(*head, m)
+                    pipe.execute()
                 self._recovered()
                 return
+            except NoScriptError:  # Redis restarted since SCRIPT LOAD: nothing ran
+                self._script = None
             except Exception as e:
                 # A failure to connect sent nothing; any other may have come after Redis
                 # took the batch: sending it again may duplicate it (counted in resent).
-                if self._classify(e) == "transient" and "connecting to" not in str(e):
+                transient = self._classify(e) == "transient"
+                if sending and transient and "connecting to" not in str(e):
                     uncertain = True
                 self._failed(client, e, "adding a batch to the stream", len(msgs))
             finally:
-                pipe.reset()
+                if pipe is not None:
+                    pipe.reset()
+
+    def _load_script(self, client: _Client) -> None:
+        """SCRIPT LOAD the batch script; where scripts are refused, MULTI/EXEC is used."""
+        try:
+            self._script = _text(client.script_load(_XADD_SCRIPT))
+        except Exception as e:
+            if self._classify(e) == "transient":
+                raise
+            if not self._said_no_script:
+                self._said_no_script = True
+                log.info(
+                    "%s: scripts refused (%s); adding batches with MULTI/EXEC",
+                    self.redis.url,
+                    _short(e),
+                )
+
+    _script: str | None = None
+    _said_no_script = False
 
     # -------------------------------------------------------------- stream -> FIFO
 
