@@ -593,3 +593,36 @@ def test_without_tee_batches_are_taken_first_and_counted(server, stream, fifos, 
     assert a.stats.unguarded == 300 and a.stats.lost == 0
     assert any("no tee()" in r for r in records)
     assert [f[b"data"] for _, f in server.client().xrange(stream)] == payloads(300)
+
+
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs", "relay.md")
+
+
+@pytest.mark.skipif(not os.path.exists(DOCS), reason="no docs/ beside tests/")
+def test_the_documented_deduplication_drops_redelivered_entries(server, stream, fifos):
+    """docs/relay.md's without_duplicates(), run on a FIFO that received entries twice."""
+    with open(DOCS) as f:
+        text = f.read()
+    start = text.index("```python", text.index("## De-duplicating by stream entry ID")) + 9
+    namespace: dict[str, Any] = {}
+    exec(text[start : text.index("```", start)], namespace)
+    _, dst = fifos
+    client = server.client()
+    client.xgroup_create(stream, "g", "0", mkstream=True)
+    for m in payloads(5):
+        client.xadd(stream, {"data": m})
+    reply = client.xreadgroup("g", "me", {stream: ">"})  # "me" read them, then died...
+    with fastfifo.Reader(dst) as out:
+        with fastfifo.Writer(dst) as w:  # ...after writing them, before its XACK
+            w.put_many([eid + b" " + fields[b"data"] for eid, fields in reply[0][1]])
+        for m in payloads(3, "new"):
+            client.xadd(stream, {"data": m})
+        b = relay.Relay(server.url(stream), dst, group="g", consumer="me", with_id=True, block=0.1)
+        with running(b):
+            unique = namespace["without_duplicates"](out)
+            got = [next(unique) for _ in range(8)]
+        assert b.stats.redelivered == 5
+        with pytest.raises(fastfifo.Empty):
+            out.get(timeout=0)  # the five duplicates were read and dropped
+    assert [payload for _, payload in got] == payloads(5) + payloads(3, "new")
+    assert len({eid for eid, _ in got}) == 8
