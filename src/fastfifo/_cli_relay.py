@@ -66,7 +66,7 @@ def add_parser(sub: Any, formatter: Any, wrap: Any, exit_status_help: str) -> No
     """Add the ``relay`` subcommand to cli.py's subparsers."""
     p = sub.add_parser(
         "relay",
-        help="move messages between a FIFO and a Redis Stream, losing none",
+        help="move messages between a FIFO and a Redis Stream (at least once; none lost on Linux)",
         formatter_class=formatter,
         description=wrap(DESCRIPTION),
         epilog=EXAMPLES
