@@ -626,3 +626,17 @@ def test_the_documented_deduplication_drops_redelivered_entries(server, stream, 
             out.get(timeout=0)  # the five duplicates were read and dropped
     assert [payload for _, payload in got] == payloads(5) + payloads(3, "new")
     assert len({eid for eid, _ in got}) == 8
+
+
+def test_lines_framing_skips_what_a_line_cannot_carry(server, stream, fifos, caplog):
+    _, dst = fifos
+    client = server.client()
+    ids = [client.xadd(stream, {"data": m}) for m in (b"ok", b"two\nlines", b"x" * 5000, b"end")]
+    with fastfifo.Reader(dst, framing="lines") as out, caplog.at_level(logging.WARNING):
+        b = relay.Relay(server.url(stream), dst, framing="lines", block=0.1)
+        with running(b):
+            got = collect(out, 2)
+    assert got == [b"ok", b"end"]
+    assert b.stats.skipped == 2
+    assert ids[1].decode() in caplog.text and ids[2].decode() in caplog.text
+    assert client.xpending(stream, relay.DEFAULT_GROUP)["pending"] == 0

@@ -932,6 +932,8 @@ class Relay:
         msgs: list[bytes] = []
         ids: list[Any] = []
         for eid, fields in entries:
+            if eid is None:  # an entry deleted while pending (Redis 6.2 XAUTOCLAIM): no ID
+                continue
             value = fields.get(fieldb) if fields else None
             why = None
             if value is None:
@@ -940,7 +942,13 @@ class Relay:
                     if fields
                     else "it was deleted or trimmed from the stream"
                 )
-            elif self.framing == "lines" and (b"\n" in value or len(value) >= fastfifo.PIPE_BUF):
+            elif self.with_id:
+                value = (eid if isinstance(eid, bytes) else str(eid).encode()) + b" " + value
+            if (
+                value is not None
+                and self.framing == "lines"
+                and (b"\n" in value or len(value) >= fastfifo.PIPE_BUF)
+            ):
                 why = "lines framing cannot carry it (a newline, or PIPE_BUF bytes or more)"
             if why is not None or value is None:
                 self.stats.skipped += 1
@@ -952,8 +960,6 @@ class Relay:
                 )
                 acks.append(eid)
                 continue
-            if self.with_id:
-                value = (eid if isinstance(eid, bytes) else str(eid).encode()) + b" " + value
             msgs.append(bytes(value))
             ids.append(eid)
         done = 0
