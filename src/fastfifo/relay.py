@@ -160,8 +160,21 @@ def is_redis_url(text: str) -> bool:
 
 
 def _redacted(text: str) -> str:
-    """A URL as typed, with anything that may be a password replaced by ``***``."""
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", text)
+    """A URL as typed, with whatever may hold a password replaced by ``***``.
+
+    Everything between ``://`` and the last ``@`` is user information (a password may
+    itself hold ``@``, ``/`` or ``#`` when not percent-encoded); only a user name before a
+    ``:`` is kept.
+    """
+    start = text.find("://")
+    start = 0 if start < 0 else start + 3
+    at = text.rfind("@")
+    if at < start:
+        return text
+    info = text[start:at]
+    user, colon, _ = info.partition(":")
+    shown = f"{user}:***" if colon and not set(user) & set("/?#") else "***"
+    return text[:start] + shown + text[at:]
 
 
 def parse_redis_url(text: str, *, password_env: str | None = DEFAULT_PASSWORD_ENV) -> RedisStream:
@@ -178,15 +191,20 @@ def parse_redis_url(text: str, *, password_env: str | None = DEFAULT_PASSWORD_EN
     try:
         parts = urllib.parse.urlsplit(text)
         port = parts.port
-    except ValueError as e:
-        raise RelayConfigError(f"{shown}: not a valid Redis URL ({e})") from None
+        host = parts.hostname
+    except ValueError:
+        # urllib's own message may quote part of the netloc, so it is not repeated.
+        raise RelayConfigError(
+            f"{shown}: not a valid Redis URL: the host or port cannot be read (give "
+            "HOST:PORT with a PORT from 0 to 65535; in a password, write / @ : # ? as "
+            "%2F %40 %3A %23 %3F)"
+        ) from None
     scheme = parts.scheme.lower()
     if scheme not in ("redis", "rediss"):
         raise RelayConfigError(
             f"{shown}: unsupported URL scheme {parts.scheme!r}; give a FIFO path or a "
             "redis:// (or rediss:// for TLS) URL"
         )
-    host = parts.hostname
     if not host:
         raise RelayConfigError(f"{shown}: no host in the URL (redis://HOST:PORT/DB?stream=NAME)")
     path = parts.path.strip("/")
