@@ -646,3 +646,30 @@ def test_lines_framing_skips_what_a_line_cannot_carry(server, stream, fifos, cap
     assert b.stats.skipped == 2
     assert ids[1].decode() in caplog.text and ids[2].decode() in caplog.text
     assert client.xpending(stream, relay.DEFAULT_GROUP)["pending"] == 0
+
+
+def test_redis_out_of_memory_holds_the_batch_until_there_is_room(
+    server_binary, tmp_path, stream, fifos
+):
+    srv = RedisServer(server_binary, str(tmp_path)).start()
+    try:
+        client = srv.client()
+        src, _ = fifos
+        a = relay.Relay(src, srv.url(stream), batch=100, block=0.1)
+        with running(a), fastfifo.Writer(src) as w:
+            w.put(b"first")
+            wait_for(lambda: a.stats.messages == 1)
+            used = client.info("memory")["used_memory"]
+            client.config_set("maxmemory", str(used + 1024))  # noeviction: writes refused
+            client.config_set("maxmemory-policy", "noeviction")
+            big = [b"%05d" % i + b"y" * 2000 for i in range(200)]
+            w.put_many(big)
+            wait_for(lambda: a.stats.retries >= 2, what="the relay to meet OOM")
+            held = a.stats.messages
+            client.config_set("maxmemory", "0")  # room again
+            wait_for(lambda: a.stats.messages == 201)
+        assert held < 201 and a.stats.outages >= 1 and a.stats.lost == 0
+        got = [f[b"data"] for _, f in client.xrange(stream)]
+        assert Counter(got) >= Counter([b"first", *big]) and len(got) - 201 <= a.stats.resent
+    finally:
+        srv.kill()

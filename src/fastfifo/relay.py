@@ -648,8 +648,8 @@ class Relay:
                 return "auth"
             if text.startswith("NOGROUP") or "NOGROUP" in text[:200]:
                 return "nogroup"
-            if text.startswith(_TRANSIENT_REPLIES):
-                return "transient"
+            if text.startswith(_TRANSIENT_REPLIES) or "OOM command not allowed" in text:
+                return "transient"  # (in a script, OOM comes wrapped in its error)
             return "fatal"
         if isinstance(exc, (rex.ConnectionError, rex.TimeoutError)):
             return "transient"
