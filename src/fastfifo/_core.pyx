@@ -39,7 +39,8 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 
 from . cimport _posix as px
 from ._parse cimport (Parser, HEADER, KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST,
-                      FRAMES, LINES, NEWLINE, GOT, NEED, NO_MEMORY, frame_total,
+                      FRAMES, LINES, NEWLINE, GOT, NEED, NO_MEMORY, ATOMIC_MAX, PEEK_OPEN,
+                      PEEK_ORDINARY, frame_total,
                       put_header, put_u64)
 
 import os

@@ -24,6 +24,10 @@ cdef enum:
     NO_MEMORY = -3
     ATOMIC_MAX = 4096
     FRAGMENT_MAX = 65536
+    PEEK_OK = 0
+    PEEK_MORE = 1
+    PEEK_OPEN = 2
+    PEEK_ORDINARY = 3
 
 cdef unsigned long long MASK32, GOLDEN
 
@@ -104,6 +108,8 @@ cdef class Parser:
     cdef public Py_ssize_t x_at
     cdef public bint x_junk, x_owed
     cdef public int x_frag
+    cdef public int pk_how
+    cdef public bint pk_wider
     # counters
     cdef public unsigned long long skipped_bytes
     cdef public unsigned long long dropped_messages
@@ -139,3 +145,8 @@ cdef class Parser:
     @cython.locals(end=Py_ssize_t, i=Py_ssize_t, nl=Py_ssize_t, avail=Py_ssize_t,
                    length=Py_ssize_t)
     cdef Py_ssize_t exact_want(self) except -1
+
+    @cython.locals(i=Py_ssize_t, cut=Py_ssize_t, count=Py_ssize_t, nl=Py_ssize_t,
+                   length=Py_ssize_t, kind=cython.int, total=cython.ulonglong, open_=bint)
+    cdef Py_ssize_t peek_size(self, const unsigned char *p, Py_ssize_t base, Py_ssize_t n,
+                              Py_ssize_t want, Py_ssize_t window) except -1

@@ -50,6 +50,11 @@ if not cython.compiled:  # compiled, these are the C enum of _parse.pxd
     ATOMIC_MAX = 4096
     # A fragment is one atomic write: never larger than a pipe page.
     FRAGMENT_MAX = 65536
+    # peek_size() results (how the head of the pipe can be peeked)
+    PEEK_OK = 0  # whole messages to hold
+    PEEK_MORE = 1  # none whole yet
+    PEEK_OPEN = 2  # a large message at the head lacks fragments
+    PEEK_ORDINARY = 3  # the head is for an ordinary claim (bad bytes, too large...)
 
 # Constants too large for a C int literal: typed (unsigned long long) in _parse.pxd.
 MASK32 = 0xFFFFFFFF
@@ -219,6 +224,8 @@ def frame_total(framing, atomic, maxmsg, n, newline, path, index):
 def check_count(path, n):
     """``max_messages`` as a C size: any int >= 1 (a huge one means "all there are")."""
     try:
+        if isinstance(n, bool):  # an int to Python, but never a count on purpose
+            raise TypeError
         v = operator.index(n)
     except TypeError:
         raise TypeError(
@@ -261,6 +268,8 @@ class Parser:
         self.x_at = 0
         self.x_junk = self.x_owed = False
         self.x_frag = -1
+        self.pk_how = 0
+        self.pk_wider = False
         self.skipped_bytes = 0
         self.dropped_messages = 0
 
@@ -643,3 +652,84 @@ class Parser:
             if buf[i + 1] & KIND_MASK:
                 self.x_frag = buf[i + 1] & KIND_MASK
             i += HEADER + length
+
+    # ------------------------------------------------------------ peeks (fastfifo.relay)
+
+    def peek_size(self, p, base, n, want, window):
+        """How many leading bytes of the peeked ``p[base:base + n]`` are whole messages a
+        peek can hold (``Reader._peek_many``: taken only once ``_commit()`` consumes them).
+
+        Cuts only where no large message is open; at most ``want`` messages, except that
+        small messages between a large message's fragments come with it.  Sets
+        ``pk_how`` (PEEK_OK, PEEK_MORE, PEEK_OPEN or PEEK_ORDINARY) and ``pk_wider``
+        (a wider peek may hold more).
+        """
+        i = 0
+        cut = 0
+        count = 0
+        open_ = False
+        self.pk_how = PEEK_OK
+        self.pk_wider = False
+        if self.framing == LINES:
+            while i < n and count < want:
+                nl = find_byte(p, NEWLINE, base + i, base + n)
+                if nl < 0:
+                    self.pk_wider = True
+                    break
+                if nl - base - i > self.maxmsg:
+                    if i == 0:
+                        self.pk_how = PEEK_ORDINARY
+                    break
+                i = nl - base + 1
+                count += 1
+            if i == 0 and self.pk_how == PEEK_OK:
+                self.pk_how = PEEK_MORE
+            return i
+        while True:
+            if n - i < HEADER:
+                self.pk_wider = True
+                break
+            if not header_usable(p, base + i):
+                if cut == 0:
+                    self.pk_how = PEEK_ORDINARY
+                break
+            length = header_length(p, base + i)
+            kind = p[base + i + 1] & KIND_MASK
+            if i + HEADER + length > n:
+                if i == 0 and HEADER + length > ATOMIC_MAX:
+                    self.pk_how = PEEK_ORDINARY  # no writer wrote it atomically
+                    return 0
+                self.pk_wider = True
+                break
+            if kind == KIND_WHOLE:
+                if length > self.maxmsg:
+                    if cut == 0:
+                        self.pk_how = PEEK_ORDINARY
+                    break
+                count += 1
+            elif kind == KIND_FIRST:
+                total = load_u64(p, base + i + HEADER)
+                if open_ or total > self.maxmsg or total >= window:
+                    if cut == 0:
+                        self.pk_how = PEEK_ORDINARY
+                    break
+                open_ = True
+            else:
+                if not open_:  # fragments whose beginning this reader did not see
+                    if cut == 0:
+                        self.pk_how = PEEK_ORDINARY
+                    break
+                if kind == KIND_LAST:
+                    open_ = False
+                    count += 1
+            i += HEADER + length
+            if open_:
+                if count > want and cut:
+                    break
+                continue
+            cut = i
+            if count >= want:
+                break
+        if cut == 0 and self.pk_how == PEEK_OK:
+            self.pk_how = PEEK_OPEN if open_ else PEEK_MORE
+        return cut

@@ -4,14 +4,17 @@ and ``_reader.pxi``).
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import select
+import time
 from collections.abc import Iterator
 
 from . import _errors as texts
 from ._errors import ClosedError, CorruptStreamError, MessageTooLargeError, report_loss
 from ._py_claims import AT_EOF, FILLED, TIMED_OUT, _ClaimingReader
-from ._py_clock import _to_deadline, parse
+from ._py_clock import _tee, _to_deadline, parse
 from ._py_reader_base import ABANDONED
 
 GOT, NEED = parse.GOT, parse.NEED
@@ -179,3 +182,211 @@ class ReaderCore(_ClaimingReader):
                 raise StopIteration from None
             except (CorruptStreamError, MessageTooLargeError) as e:
                 report_loss(str(e))
+
+    # ------------------------------------------------------------ peek, then commit
+    # Twin of the end of _reader.pxi (for fastfifo.relay; see there and docs/relay.md).
+
+    _peek_open = False
+    _peek_bytes = 0
+
+    @property
+    def _peek_held(self) -> int:
+        """Bytes the held peek leaves in the pipe until ``_commit()`` (0: none held)."""
+        return self._peek_bytes if self._peek_open else 0
+
+    def _peek_many(self, max_messages: int = 1000, timeout: float | None = None) -> list[bytes]:
+        """Whole messages left in the pipe under the readers' lock: see the Cython core."""
+        n = min(parse.check_count(self.path, max_messages), 1 << 20)
+        deadline = _to_deadline(timeout)
+        p = self._p
+        if not (self._shared and self._use_tee):
+            raise ValueError(
+                f"{self.path!r}: peeking needs a Reader opened with shared=True "
+                "on a system with tee() (Linux)"
+            )
+        if not self._enter(deadline):
+            raise texts.busy(self.path, "Reader", timeout)
+        out: list[bytes] = []
+        try:
+            if self._peek_open:
+                raise RuntimeError(
+                    f"{self.path!r}: a peek is held; _commit() or _abandon() it before "
+                    "peeking again"
+                )
+            p.claim_max = n
+            while True:
+                status = NEED
+                while len(out) < n:
+                    status = p.take()
+                    if status != GOT:
+                        break
+                    out.append(self._cut())
+                if out:
+                    return out
+                if status < 0:
+                    p.raise_bad(status)
+                if (
+                    self._locked
+                    or self._holding()
+                    or p.end > p.start
+                    or p.asm is not None
+                    or p.asm_skip
+                    or p.discard
+                    or p.skip_line
+                ):
+                    r = self._fill(deadline)
+                else:
+                    r = self._peek_claim(n, deadline)
+                    if r == 1:
+                        self._peek_open = True
+                        try:
+                            while True:
+                                status = p.take()
+                                if status != GOT:
+                                    break
+                                out.append(self._cut())
+                            if status != NEED or p.end != p.start or not out:
+                                raise RuntimeError(
+                                    f"{self.path!r}: a peek did not parse into whole "
+                                    "messages (a fastfifo bug)"
+                                )
+                        except BaseException:
+                            self._abandon_held()
+                            raise
+                        return out
+                if r == 0:
+                    raise texts.no_message(self.path, timeout)
+                if r < 0:
+                    return [p.end_of_stream()]
+        finally:
+            self._leave()
+
+    def _commit(self) -> None:
+        """Consume exactly the bytes the held peek covers, and release the readers' lock."""
+        self._enter(None)
+        try:
+            if not self._peek_open:
+                return
+            got = 0
+            try:
+                while got < self._peek_bytes:
+                    try:
+                        r = os.splice(self._fd, self._null_fd, self._peek_bytes - got)
+                    except InterruptedError:
+                        continue
+                    except BlockingIOError:
+                        r = 0
+                    if r <= 0:
+                        raise OSError(
+                            errno.EAGAIN,
+                            f"the pipe lost {self._peek_bytes - got} bytes a peek held (a "
+                            "reader without shared=True, or cat, reads this FIFO too?)",
+                            self.path,
+                        )
+                    got += r
+            finally:
+                self._peek_open = False
+                self._peek_bytes = 0
+                self._release()
+        finally:
+            self._leave()
+
+    def _abandon(self) -> None:
+        """Release the readers' lock without consuming: the peeked messages stay first."""
+        self._enter(None)
+        try:
+            self._abandon_held()
+        finally:
+            self._leave()
+
+    def _abandon_held(self) -> None:
+        if self._peek_open:
+            self._peek_open = False
+            self._peek_bytes = 0
+            self._release()
+
+    def _peek_claim(self, n: int, deadline: float | None) -> int:
+        """1 peeked (lock kept), 2 an ordinary claim took bytes, 0 deadline, -1 end."""
+        p = self._p
+        first = True
+        while True:
+            got_lock = False
+            if first:
+                try:
+                    fcntl.flock(self._rlock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    got_lock = True
+                except BlockingIOError:
+                    pass
+            if not got_lock:
+                if self._wait(select.POLLIN, deadline) == 0:
+                    return 0
+                if not self._lock_wait(self._rlock_fd, False, deadline):
+                    return 0
+            first = False
+            self._locked = True
+            p.resync = False
+            try:
+                r = self._peek_tee(n)
+                if r == 1:
+                    self._peek_bytes = p.end - p.start
+                    return 1
+                if r == 2:
+                    r = self._claim_tee()
+                    if r == 1:
+                        if not self._holding():
+                            self._release()
+                        return 2
+            except BaseException:
+                if not self._holding():
+                    self._release()
+                raise
+            self._release()
+            if r == -1:
+                return -1
+            if r == -2:
+                if self._wait_wake(0.002, deadline) == 0:
+                    return 0
+            elif deadline is not None and time.monotonic() >= deadline:
+                return 0
+
+    def _peek_tee(self, want: int) -> int:
+        """1 peeked, 2 ordinary claim needed, 0 empty, -1 end, -2 not whole yet."""
+        p = self._p
+        win = self._window if want >= self._window // 4096 else want * 4096
+        gone = False
+        self._compact()
+        while True:
+            try:
+                n = _tee(self._fd, self._peek_w, win)
+            except OSError as e:
+                if e.errno in (errno.EAGAIN, errno.EINTR):
+                    return 0
+                raise OSError(e.errno, f"{e.strerror} (peeking with tee)", self.path) from None
+            if n == 0:
+                return -1 if self._wait(select.POLLIN, 0.0) & select.POLLHUP else 0
+            peeked = bytearray()
+            while len(peeked) < n:
+                peeked += os.read(self._peek_r, n - len(peeked))
+            cut = p.peek_size(peeked, 0, n, want, self._window)
+            if (cut == 0 or p.pk_wider) and n == win and win < self._window:
+                win = min(self._window, win * 4)
+                continue
+            if p.pk_how == parse.PEEK_ORDINARY:
+                return 2
+            if cut:
+                self._append(peeked[:cut])
+                return 1
+            if p.pk_how == parse.PEEK_OPEN:
+                if n == self._window or gone:
+                    return 2
+                if self._writer_gone():
+                    gone = True
+                    continue
+                return -2
+            if p.framing == parse.LINES and (n > p.maxmsg or n > parse.ATOMIC_MAX):
+                return 2
+            if n == self._window or (
+                self._stop_at_eof and self._wait(select.POLLIN, 0.0) & select.POLLHUP
+            ):
+                return 2
+            return -2

@@ -225,3 +225,240 @@ cdef class ReaderCore(_ClaimingReader):
                 raise StopIteration
             except (CorruptStreamError, MessageTooLargeError) as e:
                 report_loss(str(e))
+
+    # ------------------------------------------------------------ peek, then commit
+    #
+    # For fastfifo.relay: take whole messages from a shared FIFO without consuming
+    # them, and consume exactly those bytes once they are safe elsewhere.  Internal
+    # (underscore) API: see docs/relay.md for why it is not offered to local users.
+    # The readers' lock and tee() are the claims'; what a peek holds is decided by the
+    # parser (Parser.peek_size, in _parse.py).
+
+    cdef Py_ssize_t peek_held   # bytes at the pipe's head the held peek covers
+    cdef bint peek_open         # a peek holds the readers' lock until commit/abandon
+
+    @property
+    def _peek_held(self):
+        """Bytes the held peek leaves in the pipe until ``_commit()`` (0: none held)."""
+        return self.peek_held if self.peek_open else 0
+
+    def _peek_many(self, max_messages=1000, timeout=None):
+        """Return 1 or more whole messages, leaving them in the pipe under the readers' lock.
+
+        The messages stay at the head of the pipe, and the readers' lock stays held,
+        until ``_commit()`` consumes exactly them or ``_abandon()`` (or the death of
+        this process, or ``close()``) leaves them for the next claim.  Needs a shared
+        Reader with tee() (Linux).  At most ``max_messages`` (capped at 2**20), except
+        that small messages interleaved with a large message's fragments come with it.
+
+        What cannot be peeked whole is taken as ``get_many`` takes it (consumed at
+        once; ``_peek_held`` is then 0): bad bytes, a message larger than
+        ``max_message_size`` (both raised as get raises them), a message whose
+        fragments do not fit in the peek window (256 KiB), and the rest of a large
+        message whose writer died part-way.
+
+        Raises Empty, EOFError, CorruptStreamError, MessageTooLargeError and
+        ClosedError as ``get_many`` does; RuntimeError while a peek is held.
+        """
+        cdef Py_ssize_t n = min(check_count(self.path, max_messages), 1 << 20)
+        cdef double deadline = to_deadline(timeout)
+        cdef int status = NEED, r
+        cdef list out = []
+        cdef Parser p = self.p
+        if not (self.shared and self.use_tee):
+            raise ValueError(f"{self.path!r}: peeking needs a Reader opened with shared=True "
+                             "on a system with tee() (Linux)")
+        if not self._enter(deadline):
+            raise texts.busy(self.path, "Reader", timeout)
+        try:
+            if self.peek_open:
+                raise RuntimeError(f"{self.path!r}: a peek is held; _commit() or _abandon() "
+                                   "it before peeking again")
+            p.claim_max = n
+            while True:
+                # What an ordinary claim took (consumed) is handed out first.
+                while len(out) < n:
+                    status = p.take()
+                    if status != GOT:
+                        break
+                    out.append(_cut(self))
+                if out:
+                    return out
+                if status < 0:
+                    p.raise_bad(status)
+                if (self.locked or self._holding() or p.end > p.start or
+                        p.asm is not None or p.asm_skip or p.discard or p.skip_line):
+                    r = self._fill(deadline)  # go on with what an ordinary claim began
+                else:
+                    r = self._peek_claim(n, deadline)
+                    if r == 1:
+                        self.peek_open = True
+                        try:
+                            while True:
+                                status = p.take()
+                                if status != GOT:
+                                    break
+                                out.append(_cut(self))
+                            if status != NEED or p.end != p.start or not out:
+                                raise RuntimeError(f"{self.path!r}: a peek did not parse "
+                                                   "into whole messages (a fastfifo bug)")
+                        except BaseException:
+                            self._abandon_held()
+                            raise
+                        return out
+                if r == 0:
+                    raise texts.no_message(self.path, timeout)
+                if r < 0:
+                    return [p.end_of_stream()]
+        finally:
+            self._leave()
+
+    def _commit(self):
+        """Consume exactly the bytes the held peek covers, and release the readers' lock.
+
+        Does nothing when no peek is held (or the messages were taken the ordinary way).
+        """
+        cdef Py_ssize_t got = 0, r
+        cdef int err
+        self._enter(-1.0)
+        try:
+            if not self.peek_open:
+                return
+            try:
+                while got < self.peek_held:
+                    with nogil:
+                        r = px.fastfifo_splice(self.fd, self.null_fd, self.peek_held - got)
+                        err = errno
+                    if r > 0:
+                        got += r
+                    elif r < 0 and err == EINTR:
+                        continue  # never stop half-way: signals run after the commit
+                    else:
+                        raise OSError(
+                            err if r < 0 else EAGAIN,
+                            f"the pipe lost {self.peek_held - got} bytes a peek held (a reader "
+                            "without shared=True, or cat, reads this FIFO too?)", self.path)
+            finally:
+                self.peek_open = False
+                self.peek_held = 0
+                self._release()
+        finally:
+            self._leave()
+
+    def _abandon(self):
+        """Release the readers' lock without consuming: the peeked messages stay first."""
+        self._enter(-1.0)
+        try:
+            self._abandon_held()
+        finally:
+            self._leave()
+
+    cdef void _abandon_held(self) noexcept:
+        if self.peek_open:
+            self.peek_open = False
+            self.peek_held = 0
+            self._release()
+
+    cdef int _peek_claim(self, Py_ssize_t n, double deadline) except -9:
+        """Under the call lock: 1 peeked (readers' lock kept), 2 an ordinary claim took
+        bytes, 0 at the deadline, -1 at the end of the stream."""
+        cdef int r
+        cdef bint first = True
+        cdef Parser p = self.p
+        while True:
+            if not (first and px.flock(self.rlock_fd, px.LOCK_EX | px.LOCK_NB) == 0):
+                if self._wait(px.POLLIN, deadline) == 0:
+                    return 0
+                if not self._lock_wait(self.rlock_fd, False, deadline):
+                    return 0
+            first = False
+            self.locked = True
+            p.resync = False
+            try:
+                r = self._peek_tee(n)
+                if r == 1:
+                    self.peek_held = p.end - p.start
+                    return 1
+                if r == 2:  # not for a peek: take it as a claim does
+                    r = self._claim_tee()
+                    if r == CLAIMED:
+                        if not self._holding():
+                            self._release()
+                        return 2
+            except BaseException:
+                if not self._holding():
+                    self._release()
+                raise
+            self._release()
+            if r == -1:
+                return -1
+            if r == -2:  # the head is not whole yet: back off instead of spinning
+                if self._wait_wake(0.002, deadline) == 0:
+                    return 0
+            elif deadline >= 0 and monotonic() >= deadline:
+                return 0
+
+    cdef int _peek_tee(self, Py_ssize_t want) except -9:
+        """Under the readers' lock: peek whole messages into the buffer without consuming.
+
+        1 peeked (``end`` moved past them), 2 the head needs an ordinary claim, 0 pipe
+        empty, -1 end of stream, -2 the head is not whole yet.
+        """
+        cdef Py_ssize_t n, got, r, cut
+        cdef Py_ssize_t win = self.window
+        cdef int err
+        cdef bint gone = False
+        cdef Parser p = self.p
+        if want < self.window // 4096:
+            win = want * 4096
+        while True:
+            self._make_room(win)
+            with nogil:
+                n = px.fastfifo_tee(self.fd, self.peek_w, win)
+                err = errno
+            if n < 0:
+                if err == EAGAIN:
+                    return 0
+                if err == EINTR:
+                    PyErr_CheckSignals()
+                    return 0
+                raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
+            if n == 0:
+                return -1 if self._wait(px.POLLIN, 0.0) & px.POLLHUP else 0
+            got = 0
+            while got < n:
+                with nogil:
+                    r = read(self.peek_r, self.buf + p.end + got, n - got)
+                    err = errno
+                if r <= 0:
+                    if r < 0 and err == EINTR:
+                        PyErr_CheckSignals()
+                        continue
+                    raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)",
+                                  self.path)
+                got += r
+            cut = p.peek_size(p.buf, p.end, n, want, self.window)
+            if (cut == 0 or p.pk_wider) and n == win and win < self.window:
+                win = min(self.window, win * 4)
+                continue
+            if p.pk_how == PEEK_ORDINARY:
+                return 2
+            if cut:
+                p.end += cut
+                return 1
+            if p.pk_how == PEEK_OPEN:
+                # A large message at the head, not whole yet.  Its writer holds the
+                # writers' lock until its last fragment is in the pipe; if the lock was
+                # free before a peek that still lacks that fragment, it died part-way.
+                if n == self.window or gone:
+                    return 2
+                if self._writer_gone():
+                    gone = True
+                    continue
+                return -2
+            if p.framing == LINES and (n > p.maxmsg or n > ATOMIC_MAX):
+                return 2  # a line no writer wrote atomically: taken as it comes
+            if n == self.window or (self.stop_at_eof and
+                                    self._wait(px.POLLIN, 0.0) & px.POLLHUP):
+                return 2
+            return -2

@@ -1,6 +1,7 @@
 """The ``fastfifo`` command (also ``python -m fastfifo``); ``main`` is its entry point.
 
-One module per command (``_mkfifo``, ``_send``, ``_recv``, ``_stat``, ``_benchcmd``),
+One module per command (``_mkfifo``, ``_send``, ``_recv``, ``_stat``, ``_benchcmd``,
+``_relay``),
 each with ``add_parser(sub)`` and ``run(args)``; what they share (exit statuses, error
 lines, notices on a terminal, common options) is in ``_common``.  Exit statuses scripts
 can rely on are the ``EXIT_*`` constants (and ``fastfifo --help``); every error is one
@@ -18,7 +19,7 @@ from typing import Any
 
 import fastfifo
 
-from . import _benchcmd, _mkfifo, _recv, _send, _stat
+from . import _benchcmd, _mkfifo, _recv, _relay, _send, _stat
 from ._common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         version=f"fastfifo {fastfifo.__version__} ({fastfifo.backend} core)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (_mkfifo, _send, _recv, _stat, _benchcmd):
+    for command in (_mkfifo, _send, _recv, _stat, _benchcmd, _relay):
         command.add_parser(sub)
     return parser
 
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         args.message += before + after
     old_sigterm = None
-    if args.command in ("send", "recv"):
+    if args.command in ("send", "recv", "relay"):
         try:
             old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
         except ValueError:  # not the main thread (main() called from a test, say)
