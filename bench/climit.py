@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from typing import Any
 
-from .peer import Peer
+from .peer import Peer, pin
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c", "fifo_limit.c")
 
@@ -124,6 +124,9 @@ class CLimit(Peer):
             client = subprocess.Popen(
                 [binary, "ping", req, resp, str(count), str(row.size), str(warmup)], **pipe
             )
+            # (pinned once started: the untimed warm-up round trips come first)
+            pin(row, "server", server.pid)
+            pin(row, "client", client.pid)
             srv, cli = _collect([client, server], timeout)[::-1]
         if cli["status"] != "ok" or srv["status"] != "ok":
             bad = cli["status"] if cli["status"] != "ok" else srv["status"]

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import messages
-from .peer import Sync
+from .peer import Sync, pin
 
 #: Ping-pong: untimed round trips first, and the range of timed ones.
 WARMUP = 200
@@ -138,6 +138,7 @@ def _reader_main(peer, channel, row, rid, count, sync_args, results) -> None:
 
 def _echo_main(peer, channel, row, count, sync_args, results) -> None:
     try:
+        pin(row, "server")
         peer.echo(channel, row, count, Sync(*sync_args, report=None))
         results.put(("server",))
     except BaseException as exc:
@@ -146,6 +147,7 @@ def _echo_main(peer, channel, row, count, sync_args, results) -> None:
 
 def _ping_main(peer, channel, row, count, sync_args, results) -> None:
     try:
+        pin(row, "client")
         payloads = messages.make_payloads(0, WARMUP + count, row.size)
         replies, rtts = peer.ping(channel, row, payloads, Sync(*sync_args, report=None))
         problem = None if replies == payloads else "FAIL: an echo differed from what was sent"

@@ -12,6 +12,7 @@ after the clock stops (``bench.messages``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -220,3 +221,14 @@ def ping_loop(send: Any, recv: Any, payloads: list) -> tuple[list, list]:
         note(clock() - t0)
         keep(reply)
     return replies, rtts
+
+
+def pin(row: Any, role: str, pid: int = 0) -> None:
+    """Pin a ping-pong side to its CPU (``role`` "server" or "client"), where it can be."""
+    if row.kind != "pingpong" or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    if row.cpus == "same" or len(cpus) < 2:
+        os.sched_setaffinity(pid, {cpus[0]})
+    else:
+        os.sched_setaffinity(pid, {cpus[0] if role == "server" else cpus[1]})

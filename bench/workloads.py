@@ -29,13 +29,16 @@ class Row:
     writers: int = 1
     readers: int = 1
     batched: bool = False
+    #: ping-pong: "apart" (the two processes pinned to different CPUs) or "same" (both
+    #: pinned to one CPU: every round trip is two context switches on it).
+    cpus: str = "apart"
 
     @property
     def key(self) -> str:
         """Identifier for ``--only`` and the JSON, e.g. ``1to1-64B-batch``."""
         size = size_text(self.size).replace(" ", "")
         if self.kind == "pingpong":
-            return f"pingpong-{size}"
+            return f"pingpong-{size}" + ("-samecpu" if self.cpus == "same" else "")
         mode = "batch" if self.batched else "put"
         return f"{self.writers}to{self.readers}-{size}-{mode}"
 
@@ -43,7 +46,8 @@ class Row:
     def title(self) -> str:
         """What the table shows, e.g. ``1→1 64 B, batched``."""
         if self.kind == "pingpong":
-            return f"ping-pong {size_text(self.size)}"
+            where = "one CPU" if self.cpus == "same" else "two CPUs"
+            return f"ping-pong {size_text(self.size)}, {where}"
         mode = "batched" if self.batched else "one at a time"
         return f"{self.writers}→{self.readers} {size_text(self.size)}, {mode}"
 
@@ -53,6 +57,7 @@ def all_rows() -> list[Row]:
     rows += [Row("throughput", 64, writers=4, readers=1, batched=b) for b in (False, True)]
     rows += [Row("throughput", 64, writers=4, readers=4, batched=b) for b in (False, True)]
     rows.append(Row("pingpong", 64))
+    rows.append(Row("pingpong", 64, cpus="same"))
     return rows
 
 

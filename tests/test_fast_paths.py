@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
+import sys
 import threading
 
 import pytest
 
 import fastfifo
+from fastfifo import _core_py
 
 
 def test_buffered_put_packs_and_flush_sends(ff, fifo):
@@ -184,3 +187,67 @@ def test_close_from_another_thread_wakes_a_blocked_buffered_writer(ff, fifo):
         t.join(5)
         assert not t.is_alive()
         assert len(errors) == 1 and isinstance(errors[0], fastfifo.ClosedError)
+
+
+# ---------------------------------------------------------------- the sole writer's one write
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="presence locks are OFD locks on the FIFO (Linux)"
+)
+
+
+def _head(fifo_fd: int) -> bytes:
+    """The first header in the pipe, read raw (the test's reader never parses)."""
+    return os.read(fifo_fd, 8)
+
+
+@linux_only
+def test_a_sole_writer_sends_a_large_message_in_one_frame(ff, fifo):
+    big = bytes(range(256)) * 256  # 64 KiB
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+        w.put(big)
+        head = _head(r.fileno())
+        assert head == _core_py.encode_header(0, len(big))  # KIND_WHOLE, not fragments
+        rest = b""
+        while len(rest) < len(big):
+            rest += os.read(r.fileno(), len(big) - len(rest))
+        assert rest == big
+
+
+@linux_only
+def test_with_another_writer_open_large_messages_go_as_fragments(ff, fifo):
+    big = b"F" * 65536
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w, ff.Writer(fifo):
+        w.put(big)
+        assert _head(r.fileno())[1] == 1  # KIND_FIRST: fragments, atomic each
+
+
+@linux_only
+def test_a_writer_opening_waits_while_a_sole_write_holds_byte_1(ff, fifo):
+    with ff.Reader(fifo) as r:
+        holder = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            _core_py._ofd_lock(holder, fcntl.F_WRLCK, 1)  # as a sole write does
+            with pytest.raises(TimeoutError, match="byte 1"):
+                ff.Writer(fifo, open_timeout=0.2)
+            _core_py._ofd_lock(holder, fcntl.F_UNLCK, 1)
+            with ff.Writer(fifo, open_timeout=5) as w:
+                w.put(b"after")
+            assert r.get(timeout=5) == b"after"
+        finally:
+            os.close(holder)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared"])
+def test_whole_frames_of_any_size_from_a_sole_writer_arrive_whole(ff, fifo, shared):
+    """Frames larger than the shared readers' peek window too (they take them as they come)."""
+    sizes = [5000, 65536, 300_000, 3]
+    msgs = [bytes([i]) * n for i, n in enumerate(sizes)]
+    with ff.Reader(fifo, shared=shared) as r, ff.Writer(fifo) as w:
+        got: list[bytes] = []
+        sender = threading.Thread(target=lambda: [w.put(m) for m in msgs])
+        sender.start()
+        while len(got) < len(msgs):
+            got += r.get_many(timeout=10)
+        sender.join(10)
+    assert got == msgs

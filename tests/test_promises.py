@@ -234,7 +234,8 @@ r.get(timeout=T)
     "the writers' lock": """
 r = Reader(p)
 holder = os.open(p, os.O_WRONLY | os.O_NONBLOCK)
-_core_py._ofd_lock(holder, fcntl.F_WRLCK)
+_core_py._ofd_lock(holder, fcntl.F_WRLCK)        # sending a large message...
+_core_py._ofd_lock(holder, fcntl.F_WRLCK, 12345)  # ...as another open Writer does
 w = Writer(p)
 print("READY", flush=True)
 w.put(b"L" * 100_000, timeout=T)

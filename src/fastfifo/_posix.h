@@ -85,6 +85,13 @@ static int fastfifo_ofd_lock(int fd, short type) {
     return fcntl(fd, FASTFIFO_SETLK, &fl);
 }
 
+/* A lock of `type` (F_RDLCK, F_WRLCK, F_UNLCK) on byte `at`; non-blocking. */
+static int fastfifo_ofd_lock_at(int fd, short type, off_t at) {
+    struct flock fl = {0};
+    fl.l_type = type; fl.l_whence = SEEK_SET; fl.l_start = at; fl.l_len = 1;
+    return fcntl(fd, FASTFIFO_SETLK, &fl);
+}
+
 /* 1 if some open file description holds the write lock, 0 if not, -1 on error. */
 static int fastfifo_ofd_held(int fd) {
     struct flock fl = {0};
@@ -117,5 +124,48 @@ static int fastfifo_select_in(int fd, int wake, int ms, int *fd_ready, int *wake
     *wake_ready = r > 0 && FD_ISSET(wake, &rfds);
     return r;
 }
+
+/* 1 if another open file description holds a lock on bytes [at, at + len) (len 0: to
+   the end), 0 if not, -1 on error. */
+static int fastfifo_ofd_held_at(int fd, off_t at, off_t len) {
+    struct flock fl = {0};
+    fl.l_type = F_WRLCK; fl.l_whence = SEEK_SET; fl.l_start = at; fl.l_len = len;
+    if (fcntl(fd, FASTFIFO_GETLK, &fl) < 0) return -1;
+    return fl.l_type != F_UNLCK;
+}
+
+/* Bytes waiting in the pipe behind `fd` (FIONREAD), or -1. */
+#include <sys/ioctl.h>
+static Py_ssize_t fastfifo_bytes_waiting(int fd) {
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
+}
+
+/* One write of `head` (`hn` bytes) then `body` (`bn` bytes), without copying them. */
+#include <sys/uio.h>
+static Py_ssize_t fastfifo_write2(int fd, const char *head, size_t hn, const char *body,
+                                  size_t bn) {
+    struct iovec iov[2];
+    iov[0].iov_base = (void *)head; iov[0].iov_len = hn;
+    iov[1].iov_base = (void *)body; iov[1].iov_len = bn;
+    return writev(fd, iov, 2);
+}
+
+/* How many CPUs this thread may run on (its affinity; the online CPUs where there is no
+   affinity API): with one, a reader that spins waiting for a writer only steals the CPU
+   the writer needs. */
+#if defined(__linux__)
+#include <sched.h>
+static int fastfifo_cpus(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+    return CPU_COUNT(&set);
+}
+#else
+static int fastfifo_cpus(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+#endif
 
 #endif /* FASTFIFO_POSIX_H */

@@ -56,6 +56,7 @@ cdef extern from "<sched.h>" nogil:
 
 cdef extern from "<fcntl.h>" nogil:
     enum:
+        F_RDLCK
         F_WRLCK
         F_UNLCK
 
@@ -70,3 +71,8 @@ cdef extern from "_posix.h" nogil:
     int fastfifo_ofd_lock(int fd, short type)
     int fastfifo_ofd_held(int fd)
     int fastfifo_select_in(int fd, int wake, int ms, int *fd_ready, int *wake_ready)
+    int fastfifo_cpus()
+    int fastfifo_ofd_lock_at(int fd, short type, long at)
+    int fastfifo_ofd_held_at(int fd, long at, long len)
+    Py_ssize_t fastfifo_bytes_waiting(int fd)
+    Py_ssize_t fastfifo_write2(int fd, const char *head, size_t hn, const char *body, size_t bn)

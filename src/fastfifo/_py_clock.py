@@ -59,12 +59,15 @@ def _tee(fd_in: int, fd_out: int, n: int) -> int:
     return r
 
 
-def _ofd_lock(fd: int, kind: int) -> None:
-    fcntl.fcntl(fd, _F_OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, 0, 1, 0))
+def _ofd_lock(fd: int, kind: int, at: int = 0) -> None:
+    """A lock of ``kind`` (F_RDLCK, F_WRLCK, F_UNLCK) on byte ``at``; non-blocking."""
+    fcntl.fcntl(fd, _F_OFD_SETLK, _FLOCK.pack(kind, os.SEEK_SET, at, 1, 0))
 
 
-def _ofd_held(fd: int) -> bool:
-    res = fcntl.fcntl(fd, _F_OFD_GETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
+def _ofd_held(fd: int, at: int = 0, length: int = 1) -> bool:
+    """Whether another open file description holds a lock on [at, at + length) (0: to
+    the end)."""
+    res = fcntl.fcntl(fd, _F_OFD_GETLK, _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, at, length, 0))
     return bool(_FLOCK.unpack(res)[0] != fcntl.F_UNLCK)
 
 
@@ -76,12 +79,13 @@ def _to_deadline(timeout: object) -> float | None:
     return None if wait is None else time.monotonic() + wait
 
 
-def _guarded_write(fd: int, data: bytes | memoryview) -> int:
+def _guarded_write(fd: int, data: bytes | memoryview | list[Any]) -> int:
     # SIGPIPE at SIG_DFL would kill us on EPIPE: block it around the write and
     # consume the signal the failed write queued (see guarded_write in _clock.pxi).
+    # (A list is written in one writev().)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
     try:
-        return os.write(fd, data)
+        return os.writev(fd, data) if isinstance(data, list) else os.write(fd, data)
     except BrokenPipeError:
         if signal.SIGPIPE not in old:
             if hasattr(signal, "sigtimedwait"):

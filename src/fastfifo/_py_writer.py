@@ -3,6 +3,7 @@ shared (``_parse.py``, ``_errors.py``)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 from collections.abc import Iterable
@@ -10,7 +11,8 @@ from typing import Any
 
 from . import _errors as texts
 from ._errors import Full, not_bytes_error
-from ._py_clock import _guarded_write, _to_deadline, parse, sigpipe_may_kill
+from ._open import bytes_waiting
+from ._py_clock import _guarded_write, _ofd_held, _ofd_lock, _to_deadline, parse, sigpipe_may_kill
 from ._py_endpoint import _Endpoint
 
 HEADER, FRAMES, LINES = parse.HEADER, parse.FRAMES, parse.LINES
@@ -39,8 +41,11 @@ class WriterCore(_Endpoint):
         lock_fd: int,
         lock_ofd: bool,
         buffered: bool = False,
+        present: bool = False,
+        capacity: int = 0,
     ) -> None:
         self._buffered = buffered
+        self._present, self._capacity = present, capacity
         self._pend: list[bytes] = []
         self._pend_bytes = 0
         self._framing, self._atomic, self._guard = framing, atomic, guard_sigpipe
@@ -92,6 +97,8 @@ class WriterCore(_Endpoint):
     def _write_large(self, data: memoryview, deadline: float | None, timeout: Any) -> None:
         """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock."""
         n = data.nbytes
+        if self._present and self._framing == FRAMES and self._sole_write(data):
+            return
         if not self._lock_wait(self._lock_fd, self._lock_ofd, deadline):
             raise texts.large_lock_held(self.path, timeout)
         try:
@@ -109,6 +116,39 @@ class WriterCore(_Endpoint):
                 frame = encode_header(kind, chunk) + data[off : off + chunk]
         finally:
             self._unlock(self._lock_fd, self._lock_ofd)
+
+    def _sole_write(self, data: memoryview) -> bool:
+        """One write() for a large message when no other Writer is open: see the Cython core."""
+        try:
+            _ofd_lock(self._fd, fcntl.F_WRLCK, 1)
+        except OSError:
+            return False  # another Writer is sending one this way
+        try:
+            if _ofd_held(self._fd, 2, 0):
+                return False  # another Writer is open
+            waiting = bytes_waiting(self._fd)
+            total = HEADER + data.nbytes
+            if (self._capacity // 4096 - (waiting + 4095) // 4096 - 2) * 4096 < total + 4096:
+                return False
+            parts = [encode_header(KIND_WHOLE, data.nbytes), data]
+            try:
+                if sigpipe_may_kill(self._guard):
+                    r = _guarded_write(self._fd, parts)
+                else:
+                    r = os.writev(self._fd, parts)
+            except BlockingIOError:
+                return False
+            except BrokenPipeError:
+                raise texts.broken_pipe(self.path) from None
+            rest = (parts[0] + bytes(data))[r:]
+            while rest:  # cannot happen with the room checked; never leave it short
+                try:
+                    rest = rest[os.write(self._fd, rest) :]
+                except BlockingIOError:
+                    select.select([], [self._fd], [], 0.1)
+            return True
+        finally:
+            _ofd_lock(self._fd, fcntl.F_UNLCK, 1)
 
     def _view(self, data: Any, index: int = -1) -> memoryview:
         try:

@@ -7,6 +7,8 @@
 #: message at once (see ReaderCore._fill; the measurements are in docs/benchmarks.md).
 #: A caller that spends this long per read never waits.
 cdef double READ_GAP = 3e-6
+#: A wait for data that returns sooner than this found the data already there.
+cdef double BUSY_WAIT = 2e-6
 
 cdef class ReaderCore(_ClaimingReader):
     """Reads into one growing buffer and cuts whole messages out of it.
@@ -31,13 +33,29 @@ cdef class ReaderCore(_ClaimingReader):
         self._make_room(max(p.need - (p.end - p.start), 65536))
         if self.eof_select:
             return self._fill_select(deadline)
-        if self.drained and self.busy:
+        if self.drained and not self.busy:
+            # The last read emptied the pipe and the caller was ahead of the writer then
+            # (request/reply, a slow producer): a read now would most likely find the
+            # pipe empty too, so wait for data first (one system call fewer per message
+            # than read, EAGAIN, poll, read).  If data was already there the wait returns
+            # at once, and the writer is taken to be busy again (``busy``).
+            until = monotonic()
+            rev = self._wait_data(deadline)
+            if rev == 0:
+                return TIMED_OUT
+            if rev == ABANDONED:
+                return FILLED
+            if monotonic() - until < BUSY_WAIT:
+                self.busy = True
+            first = False
+        elif self.drained and self.busy and not self._alone():
             # The writer is busy and the caller needed no time since the last read: a
             # read now would bring a message or two, and every read() takes the pipe's
             # mutex that each write() needs too, so re-reading at once slows the writer
             # (docs/guide.md, "Performance notes").  Leave READ_GAP seconds between
-            # reads, spinning without the GIL.  A read that finds the pipe empty ends
-            # this until bytes are again waiting when the caller comes back.
+            # reads, spinning without the GIL -- only where another CPU can run the
+            # writer meanwhile.  A read that finds the pipe empty ends this until bytes
+            # are again waiting when the caller comes back.
             until = self.t_read + READ_GAP
             with nogil:
                 while monotonic() < until:
@@ -76,6 +94,14 @@ cdef class ReaderCore(_ClaimingReader):
                 PyErr_CheckSignals()
             else:
                 raise OSError(err, os.strerror(err), self.path)
+
+    cdef bint _alone(self) noexcept:
+        """Whether this thread can run on one CPU only (asked again once a second)."""
+        cdef double now = self.t_read
+        if now - self.t_cpus >= 1.0:
+            self.t_cpus = now
+            self.alone = px.fastfifo_cpus() <= 1
+        return self.alone
 
     cdef int _fill_select(self, double deadline) except -2:
         """_fill for a stop_at_eof Reader where poll() cannot see the last writer leave.

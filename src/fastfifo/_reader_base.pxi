@@ -19,6 +19,8 @@ cdef class _ReaderBase(_Endpoint):
     cdef bint drained         # the last read() came back short: the pipe was empty then
     cdef bint busy            # the last read found bytes waiting: the writer is busy
     cdef double t_read        # monotonic time of the last read that returned bytes
+    cdef bint alone           # this thread may run on one CPU only (checked each second)
+    cdef double t_cpus        # monotonic time that was last checked
     # shared readers
     cdef bint shared, use_tee, locked
     cdef int rlock_fd, wlock_fd, peek_r, peek_w, null_fd

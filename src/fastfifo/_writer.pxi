@@ -19,6 +19,8 @@ cdef class WriterCore(_Endpoint):
     cdef bint lock_ofd
     cdef char *scratch
     cdef bint buffered        # put() packs into scratch; flush() (or a full scratch) writes
+    cdef bint present         # holds the writers' presence lock (see _sole_write)
+    cdef Py_ssize_t capacity  # the pipe's size in bytes when it opened
     cdef Py_ssize_t pend_bytes, pend_msgs
 
     def __cinit__(self, *args, **kwargs):
@@ -40,8 +42,9 @@ cdef class WriterCore(_Endpoint):
 
     def _configure(self, int fd, path, int framing, Py_ssize_t atomic, bint guard_sigpipe,
                    Py_ssize_t max_message_size, int lock_fd, bint lock_ofd,
-                   bint buffered=False):
+                   bint buffered=False, bint present=False, Py_ssize_t capacity=0):
         self.buffered = buffered
+        self.present, self.capacity = present, capacity
         self.scratch = <char *>malloc(atomic)
         if self.scratch == NULL:
             raise MemoryError()
@@ -104,6 +107,8 @@ cdef class WriterCore(_Endpoint):
         cdef Py_ssize_t off = 0, chunk
         cdef unsigned char *h = <unsigned char *>self.scratch
         cdef int kind
+        if self.present and self.framing == FRAMES and self._sole_write(p, n):
+            return 1
         if not self._lock_wait(self.lock_fd, self.lock_ofd, deadline):
             raise texts.large_lock_held(self.path, timeout)
         try:
@@ -124,6 +129,81 @@ cdef class WriterCore(_Endpoint):
                 memcpy(self.scratch + HEADER, p + off, chunk)
         finally:
             self._unlock(self.lock_fd, self.lock_ofd)
+
+    cdef int _sole_write(self, const char *p, Py_ssize_t n) except -1:
+        """One write() for a large message when no other fastfifo Writer has the FIFO open.
+
+        Every Writer holds a lock on a byte of its own from byte 2 on while it is open
+        (its presence, taken in ``Writer.__init__``).  A Writer that takes byte 1 and
+        then finds no other presence is the only one; a Writer opening meanwhile waits
+        (after taking its presence) until byte 1 is free, so one of the two always sees
+        the other.  Then the message goes as one frame in one write() instead of
+        fragments -- if the pipe surely has room for all of it, so the write never waits
+        (a writer killed part-way through a write that waits would leave a frame short
+        for the next writer's bytes to fill).  1 when sent, 0 when the fragments must go
+        instead (nothing written then).
+        """
+        cdef Py_ssize_t waiting, r, total = HEADER + n, free_pages
+        cdef int err
+        if px.fastfifo_ofd_lock_at(self.fd, px.F_WRLCK, 1) != 0:
+            return 0  # another Writer is sending one this way (or no such locks here)
+        try:
+            if px.fastfifo_ofd_held_at(self.fd, 2, 0) != 0:
+                return 0  # another Writer is open
+            waiting = px.fastfifo_bytes_waiting(self.fd)
+            # Pages of the pipe in use: what is waiting, plus a partly read first page
+            # and a partly filled last one.
+            free_pages = self.capacity // 4096 - (waiting + 4095) // 4096 - 2
+            if waiting < 0 or free_pages * 4096 < total + 4096:
+                return 0
+            put_header(<unsigned char *>self.scratch, 0, KIND_WHOLE, <unsigned int>n)
+            if sigpipe_may_kill(self.guard):
+                r = guarded_write2(self.fd, self.scratch, HEADER, p, n, &err)
+            else:
+                r = px.fastfifo_write2(self.fd, self.scratch, HEADER, p, n)
+                err = errno
+            if r == total:
+                return 1
+            if r < 0:
+                if err == EAGAIN:
+                    return 0
+                if err == EPIPE:
+                    raise texts.broken_pipe(self.path)
+                raise OSError(err, os.strerror(err), self.path)
+            # Cannot happen with the room checked; never leave the frame short.
+            if r < HEADER:
+                self._finish(self.scratch + r, HEADER - r)
+                r = HEADER
+            self._finish(p + (r - HEADER), total - r)
+            return 1
+        finally:
+            px.fastfifo_ofd_lock_at(self.fd, px.F_UNLCK, 1)
+
+    cdef int _finish(self, const char *p, Py_ssize_t n) except -1:
+        """Write the rest of a frame begun by _sole_write, whatever it takes."""
+        cdef Py_ssize_t r
+        cdef int err
+        cdef px.pollfd pfd
+        while n > 0:
+            if sigpipe_may_kill(self.guard):
+                r = guarded_write(self.fd, p, n, &err)
+            else:
+                r = write(self.fd, p, n)
+                err = errno
+            if r > 0:
+                p += r
+                n -= r
+            elif r < 0 and err == EPIPE:
+                raise texts.broken_pipe(self.path)
+            elif r < 0 and err != EAGAIN and err != EINTR:
+                raise OSError(err, os.strerror(err), self.path)
+            else:
+                pfd.fd = self.fd
+                pfd.events = px.POLLOUT
+                pfd.revents = 0
+                with nogil:
+                    px.poll(&pfd, 1, 100)
+        return 0
 
     def put(self, data, timeout=None):
         """(The docstring is _docs.py's, set at import.)"""
