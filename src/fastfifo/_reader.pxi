@@ -9,6 +9,11 @@
 cdef double READ_GAP = 3e-6
 #: A wait for data that returns sooner than this found the data already there.
 cdef double BUSY_WAIT = 2e-6
+#: How long a reader that is ahead of its writer keeps reading before it sleeps, and for
+#: how many waits it stops after two spins found nothing (docs/guide.md, "Performance
+#: notes").
+cdef double SPIN_WAIT = 20e-6
+cdef int SPIN_PAUSE = 256
 
 cdef class ReaderCore(_ClaimingReader):
     """Reads into one growing buffer and cuts whole messages out of it.
@@ -35,18 +40,49 @@ cdef class ReaderCore(_ClaimingReader):
             return self._fill_select(deadline)
         if self.drained and not self.busy:
             # The last read emptied the pipe and the caller was ahead of the writer then
-            # (request/reply, a slow producer): a read now would most likely find the
-            # pipe empty too, so wait for data first (one system call fewer per message
-            # than read, EAGAIN, poll, read).  If data was already there the wait returns
-            # at once, and the writer is taken to be busy again (``busy``).
+            # (request/reply, a slow producer).  Keep reading for SPIN_WAIT first: where
+            # the writer runs on another CPU, a reply that comes within it is taken
+            # without the sleep and the wake-up (a round trip across CPUs is then much
+            # shorter than two blocking processes make it).  Where spinning does not pay
+            # (the writer needs this very CPU, or is slow), two misses in a row stop it
+            # for the next SPIN_PAUSE waits.  Then wait for data before reading (one
+            # system call fewer than read, EAGAIN, poll, read).  If data was already
+            # there twice in a row, the writer is taken to be busy again (once is the
+            # peer of a request/reply answering before this side waited).
+            if self.spin_skip:
+                self.spin_skip -= 1
+            else:
+                until = monotonic() + SPIN_WAIT
+                with nogil:
+                    while True:
+                        r = read(self.fd, self.buf + p.end, self.cap - p.end)
+                        err = errno
+                        if r >= 0 or err != EAGAIN or monotonic() >= until:
+                            break
+                if r > 0:
+                    self.spin_miss = 0
+                    self.drained = r < self.cap - p.end
+                    p.end += r
+                    return FILLED
+                self.spin_miss += 1
+                if self.spin_miss >= 2:
+                    self.spin_miss = 0
+                    self.spin_skip = SPIN_PAUSE
+                if r < 0 and err == EINTR:
+                    PyErr_CheckSignals()
             until = monotonic()
             rev = self._wait_data(deadline)
             if rev == 0:
                 return TIMED_OUT
             if rev == ABANDONED:
                 return FILLED
-            if monotonic() - until < BUSY_WAIT:
-                self.busy = True
+            if monotonic() - until >= BUSY_WAIT:
+                self.quick = 0
+            else:  # the data was there already: twice in a row, the writer is ahead
+                self.quick += 1
+                if self.quick >= 2:
+                    self.busy = True
+                    self.quick = 0
             first = False
         elif self.drained and self.busy and not self._alone():
             # The writer is busy and the caller needed no time since the last read: a
@@ -97,7 +133,7 @@ cdef class ReaderCore(_ClaimingReader):
 
     cdef bint _alone(self) noexcept:
         """Whether this thread can run on one CPU only (asked again once a second)."""
-        cdef double now = self.t_read
+        cdef double now = monotonic()
         if now - self.t_cpus >= 1.0:
             self.t_cpus = now
             self.alone = px.fastfifo_cpus() <= 1

@@ -19,6 +19,9 @@ cdef class _ReaderBase(_Endpoint):
     cdef bint drained         # the last read() came back short: the pipe was empty then
     cdef bint busy            # the last read found bytes waiting: the writer is busy
     cdef double t_read        # monotonic time of the last read that returned bytes
+    cdef int quick            # waits in a row that found data already there
+    cdef int spin_miss        # spins in a row that found nothing
+    cdef int spin_skip        # waits still to go without a spin
     cdef bint alone           # this thread may run on one CPU only (checked each second)
     cdef double t_cpus        # monotonic time that was last checked
     # shared readers
@@ -37,6 +40,7 @@ cdef class _ReaderBase(_Endpoint):
         self._set_chunk(_Chunk(max(buffer_size, 4096)))
         self._attach(fd, path)  # first: see WriterCore._configure
         self.stop_at_eof = stop_at_eof
+        self.t_cpus = -1e9  # (ask at the first wait)
         self.wlock_fd = fd if wlock_fd < 0 else wlock_fd
         self.wlock_ofd = wlock_ofd
 
