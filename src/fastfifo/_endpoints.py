@@ -35,7 +35,7 @@ from ._open import (
     shared_reader_fds,
     sidecar_lock,
 )
-from ._py_clock import _ofd_held, _ofd_lock
+from ._py_clock import _ofd_lock
 
 #: Largest write that POSIX guarantees is not interleaved with other writers'.
 PIPE_BUF: int = select.PIPE_BUF
@@ -143,30 +143,16 @@ def _writer_lock(path: str, fd: int) -> tuple[int, bool]:
     return sidecar_lock(path, ".writers.lock"), False
 
 
-def _take_presence(path: str, fd: int, timeout: float | None) -> bool:
+def _take_presence(fd: int) -> bool:
     """Take this Writer's presence: a write lock on a byte of its own from byte 2 on, held
-    while it is open (WriterCore._sole_write).  Then wait while another Writer holds
-    byte 1, which it does only for the one write() of a large message (microseconds)."""
-    wait = check_timeout(timeout, "open_timeout", path)
-    deadline = None if wait is None else time.monotonic() + wait
+    while it is open.  A Writer that sees no other presence is the only one open, and
+    sends the fragments of a large message in one write (WriterCore._burst)."""
     while True:  # a byte no other Writer holds
         try:
             _ofd_lock(fd, fcntl.F_WRLCK, 2 + secrets.randbits(48))
-            break
+            return True
         except (BlockingIOError, PermissionError):
             continue
-    backoff = Backoff(0.0001, 0.01)
-    while _ofd_held(fd, 1, 1):
-        now = time.monotonic()
-        if deadline is not None and now >= deadline:
-            raise TimeoutError(
-                errno.ETIMEDOUT,
-                f"another process held the writers' lock (byte 1) for {timeout} s; a "
-                "fastfifo Writer holds it only for one write, so something else holds it",
-                path,
-            )
-        time.sleep(backoff.next(None if deadline is None else deadline - now))
-    return True
 
 
 def _name_the_fifo(exc: BaseException, path: str) -> None:
@@ -273,7 +259,7 @@ class Writer(_CoreWriter):
         try:
             self.pipe_size = set_pipe_size(fd, pipe_size)
             lock_fd, ofd = _writer_lock(p, fd)
-            present = LOCKS_ON_FIFOS and _take_presence(p, fd, open_timeout)
+            present = LOCKS_ON_FIFOS and _take_presence(fd)
             self._configure(
                 fd,
                 p,

@@ -141,16 +141,6 @@ static Py_ssize_t fastfifo_bytes_waiting(int fd) {
     return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
 }
 
-/* One write of `head` (`hn` bytes) then `body` (`bn` bytes), without copying them. */
-#include <sys/uio.h>
-static Py_ssize_t fastfifo_write2(int fd, const char *head, size_t hn, const char *body,
-                                  size_t bn) {
-    struct iovec iov[2];
-    iov[0].iov_base = (void *)head; iov[0].iov_len = hn;
-    iov[1].iov_base = (void *)body; iov[1].iov_len = bn;
-    return writev(fd, iov, 2);
-}
-
 /* How many CPUs this thread may run on (its affinity; the online CPUs where there is no
    affinity API): with one, a reader that spins waiting for a writer only steals the CPU
    the writer needs. */

@@ -51,6 +51,12 @@ cdef extern from "<sys/file.h>" nogil:
         LOCK_NB
         LOCK_UN
 
+cdef extern from "<sys/uio.h>" nogil:
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    Py_ssize_t writev(int fd, const iovec *iov, int count)
+
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
 
@@ -75,4 +81,3 @@ cdef extern from "_posix.h" nogil:
     int fastfifo_ofd_lock_at(int fd, short type, long at)
     int fastfifo_ofd_held_at(int fd, long at, long len)
     Py_ssize_t fastfifo_bytes_waiting(int fd)
-    Py_ssize_t fastfifo_write2(int fd, const char *head, size_t hn, const char *body, size_t bn)

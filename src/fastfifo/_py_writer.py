@@ -3,7 +3,6 @@ shared (``_parse.py``, ``_errors.py``)."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import select
 from collections.abc import Iterable
@@ -12,7 +11,7 @@ from typing import Any
 from . import _errors as texts
 from ._errors import Full, not_bytes_error
 from ._open import bytes_waiting
-from ._py_clock import _guarded_write, _ofd_held, _ofd_lock, _to_deadline, parse, sigpipe_may_kill
+from ._py_clock import _guarded_write, _ofd_held, _to_deadline, parse, sigpipe_may_kill
 from ._py_endpoint import _Endpoint
 
 HEADER, FRAMES, LINES = parse.HEADER, parse.FRAMES, parse.LINES
@@ -95,60 +94,66 @@ class WriterCore(_Endpoint):
             return True
 
     def _write_large(self, data: memoryview, deadline: float | None, timeout: Any) -> None:
-        """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock."""
+        """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock
+        (in bursts when this is the only Writer: see the Cython core)."""
         n = data.nbytes
-        if self._present and self._framing == FRAMES and self._sole_write(data):
-            return
         if not self._lock_wait(self._lock_fd, self._lock_ofd, deadline):
             raise texts.large_lock_held(self.path, timeout)
         try:
-            chunk = min(n, self._atomic - 2 * HEADER)
-            frame = encode_header(KIND_FIRST, chunk + 8) + n.to_bytes(8, "little") + data[:chunk]
             off = 0
             while True:
-                if not self._write(frame, deadline):
+                if self._present and not _ofd_held(self._fd, 2, 0):
+                    off = self._burst(data, off)  # the only Writer open: see the Cython core
+                    if off == n:
+                        return
+                if not self._write(self._fragment(data, off), deadline):
                     raise texts.large_cut(self.path, timeout, off, n)
-                off += chunk
+                off += self._chunk(n, off)
                 if off == n:
                     return
-                chunk = min(n - off, self._atomic - HEADER)
-                kind = KIND_LAST if off + chunk == n else KIND_MIDDLE
-                frame = encode_header(kind, chunk) + data[off : off + chunk]
         finally:
             self._unlock(self._lock_fd, self._lock_ofd)
 
-    def _sole_write(self, data: memoryview) -> bool:
-        """One write() for a large message when no other Writer is open: see the Cython core."""
+    def _chunk(self, n: int, off: int) -> int:
+        return int(min(n - off, self._atomic - (2 * HEADER if off == 0 else HEADER)))
+
+    def _fragment(self, data: memoryview, off: int) -> bytes:
+        """The fragment of ``data`` that begins at ``off``, header and all."""
+        n = data.nbytes
+        chunk = self._chunk(n, off)
+        if off == 0:
+            head = encode_header(KIND_FIRST, chunk + 8) + n.to_bytes(8, "little")
+        else:
+            head = encode_header(KIND_LAST if off + chunk == n else KIND_MIDDLE, chunk)
+        return head + data[off : off + chunk]  # type: ignore[no-any-return]
+
+    def _burst(self, data: memoryview, off: int) -> int:
+        """As many whole fragments as the pipe surely has room for, in one writev()."""
+        n = data.nbytes
+        pages = self._capacity // 4096 - (bytes_waiting(self._fd) + 4095) // 4096 - 2
+        parts: list[bytes] = []
+        at = off
+        while len(parts) < min(pages - 1, 256) and at < n:
+            parts.append(self._fragment(data, at))
+            at += self._chunk(n, at)
+        if len(parts) < 1 or pages < 2:
+            return off
         try:
-            _ofd_lock(self._fd, fcntl.F_WRLCK, 1)
-        except OSError:
-            return False  # another Writer is sending one this way
-        try:
-            if _ofd_held(self._fd, 2, 0):
-                return False  # another Writer is open
-            waiting = bytes_waiting(self._fd)
-            total = HEADER + data.nbytes
-            if (self._capacity // 4096 - (waiting + 4095) // 4096 - 2) * 4096 < total + 4096:
-                return False
-            parts = [encode_header(KIND_WHOLE, data.nbytes), data]
+            if sigpipe_may_kill(self._guard):
+                r = _guarded_write(self._fd, parts)
+            else:
+                r = os.writev(self._fd, parts)
+        except (BlockingIOError, InterruptedError):
+            return off
+        except BrokenPipeError:
+            raise texts.broken_pipe(self.path) from None
+        rest = b"".join(parts)[r:]
+        while rest:  # cannot happen with the room counted; never leave a fragment short
             try:
-                if sigpipe_may_kill(self._guard):
-                    r = _guarded_write(self._fd, parts)
-                else:
-                    r = os.writev(self._fd, parts)
+                rest = rest[os.write(self._fd, rest) :]
             except BlockingIOError:
-                return False
-            except BrokenPipeError:
-                raise texts.broken_pipe(self.path) from None
-            rest = (parts[0] + bytes(data))[r:]
-            while rest:  # cannot happen with the room checked; never leave it short
-                try:
-                    rest = rest[os.write(self._fd, rest) :]
-                except BlockingIOError:
-                    select.select([], [self._fd], [], 0.1)
-            return True
-        finally:
-            _ofd_lock(self._fd, fcntl.F_UNLCK, 1)
+                select.select([], [self._fd], [], 0.1)
+        return at
 
     def _view(self, data: Any, index: int = -1) -> memoryview:
         try:

@@ -19,8 +19,11 @@ cdef class WriterCore(_Endpoint):
     cdef bint lock_ofd
     cdef char *scratch
     cdef bint buffered        # put() packs into scratch; flush() (or a full scratch) writes
-    cdef bint present         # holds the writers' presence lock (see _sole_write)
+    cdef bint present         # holds a writers' presence lock (see _burst)
     cdef Py_ssize_t capacity  # the pipe's size in bytes when it opened
+    cdef px.iovec *iov        # _burst's pieces and fragment headers (made on first use)
+    cdef unsigned char *hdrs
+    cdef Py_ssize_t iov_max
     cdef Py_ssize_t pend_bytes, pend_msgs
 
     def __cinit__(self, *args, **kwargs):
@@ -33,6 +36,8 @@ cdef class WriterCore(_Endpoint):
             # flushes on deallocation too); if the pipe is full it is lost.
             guarded_write(self.fd, self.scratch, self.pend_bytes, &err)
         free(self.scratch)
+        free(self.iov)
+        free(self.hdrs)
 
     cdef void _close_fds(self) noexcept:
         if self.lock_fd >= 0 and self.lock_fd != self.fd:
@@ -103,106 +108,138 @@ cdef class WriterCore(_Endpoint):
                 raise OSError(err, os.strerror(err), self.path)
 
     cdef int _write_large(self, const char *p, Py_ssize_t n, double deadline, timeout) except -1:
-        """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock."""
+        """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock.
+
+        Each fragment is one atomic write; a Writer that is the only one open sends as
+        many whole fragments as the pipe surely has room for in one writev() instead
+        (see ``_burst``).
+        """
         cdef Py_ssize_t off = 0, chunk
         cdef unsigned char *h = <unsigned char *>self.scratch
         cdef int kind
-        if self.present and self.framing == FRAMES and self._sole_write(p, n):
-            return 1
         if not self._lock_wait(self.lock_fd, self.lock_ofd, deadline):
             raise texts.large_lock_held(self.path, timeout)
         try:
-            chunk = min(n, self.atomic - 2 * HEADER)
-            put_header(h, 0, KIND_FIRST, <unsigned int>(chunk + 8))
-            put_u64(h, HEADER, <unsigned long long>n)
-            memcpy(self.scratch + 2 * HEADER, p, chunk)
             while True:
+                if self.present and px.fastfifo_ofd_held_at(self.fd, 2, 0) == 0:
+                    off = self._burst(p, n, off)  # the only Writer open: see _burst
+                    if off == n:
+                        return 1
+                chunk = min(n - off, self.atomic - (2 * HEADER if off == 0 else HEADER))
+                kind = KIND_FIRST if off == 0 else (KIND_LAST if off + chunk == n
+                                                    else KIND_MIDDLE)
+                if off == 0:
+                    put_header(h, 0, KIND_FIRST, <unsigned int>(chunk + 8))
+                    put_u64(h, HEADER, <unsigned long long>n)
+                    memcpy(self.scratch + 2 * HEADER, p, chunk)
+                else:
+                    put_header(h, 0, kind, <unsigned int>chunk)
+                    memcpy(self.scratch + HEADER, p + off, chunk)
                 if not self._write(self.scratch, HEADER + (8 if off == 0 else 0) + chunk,
                                    deadline):
                     raise texts.large_cut(self.path, timeout, off, n)
                 off += chunk
                 if off == n:
                     return 1
-                chunk = min(n - off, self.atomic - HEADER)
-                kind = KIND_LAST if off + chunk == n else KIND_MIDDLE
-                put_header(h, 0, kind, <unsigned int>chunk)
-                memcpy(self.scratch + HEADER, p + off, chunk)
         finally:
             self._unlock(self.lock_fd, self.lock_ofd)
 
-    cdef int _sole_write(self, const char *p, Py_ssize_t n) except -1:
-        """One write() for a large message when no other fastfifo Writer has the FIFO open.
+    cdef Py_ssize_t _burst(self, const char *p, Py_ssize_t n, Py_ssize_t off) except -1:
+        """The fragments of the only Writer open: as many whole ones as the pipe surely
+        has room for, in one writev().
 
         Every Writer holds a lock on a byte of its own from byte 2 on while it is open
-        (its presence, taken in ``Writer.__init__``).  A Writer that takes byte 1 and
-        then finds no other presence is the only one; a Writer opening meanwhile waits
-        (after taking its presence) until byte 1 is free, so one of the two always sees
-        the other.  Then the message goes as one frame in one write() instead of
-        fragments -- if the pipe surely has room for all of it, so the write never waits
-        (a writer killed part-way through a write that waits would leave a frame short
-        for the next writer's bytes to fill).  1 when sent, 0 when the fragments must go
-        instead (nothing written then).
+        (its presence, taken in ``Writer.__init__``); a Writer that sees no other one
+        sends its large messages this way.  With room for all of them the write never
+        waits, so the kernel copies it in whole under the pipe's lock: no other write
+        lands inside it, and a writer killed meanwhile leaves whole fragments, which
+        readers drop as usual.
+        The room is counted in pipe pages, conservatively: what is waiting, rounded up,
+        plus a partly read first page and a partly filled last one.  Returns the new
+        offset: ``off`` itself when there was no room for two fragments (the caller
+        then sends one the ordinary way, which waits for room up to its deadline).
         """
-        cdef Py_ssize_t waiting, r, total = HEADER + n, free_pages
+        cdef Py_ssize_t waiting, pages, k, i, r, want = 0, at = off, chunk
         cdef int err
-        if px.fastfifo_ofd_lock_at(self.fd, px.F_WRLCK, 1) != 0:
-            return 0  # another Writer is sending one this way (or no such locks here)
-        try:
-            if px.fastfifo_ofd_held_at(self.fd, 2, 0) != 0:
-                return 0  # another Writer is open
-            waiting = px.fastfifo_bytes_waiting(self.fd)
-            # Pages of the pipe in use: what is waiting, plus a partly read first page
-            # and a partly filled last one.
-            free_pages = self.capacity // 4096 - (waiting + 4095) // 4096 - 2
-            if waiting < 0 or free_pages * 4096 < total + 4096:
-                return 0
-            put_header(<unsigned char *>self.scratch, 0, KIND_WHOLE, <unsigned int>n)
-            if sigpipe_may_kill(self.guard):
-                r = guarded_write2(self.fd, self.scratch, HEADER, p, n, &err)
+        cdef unsigned char *h
+        cdef int kind
+        if self.iov == NULL:
+            self.iov_max = max(1, min(self.capacity // 4096, 256))
+            self.iov = <px.iovec *>malloc(self.iov_max * 2 * sizeof(px.iovec))
+            self.hdrs = <unsigned char *>malloc(self.iov_max * 2 * HEADER)
+            if self.iov == NULL or self.hdrs == NULL:
+                return off
+        waiting = px.fastfifo_bytes_waiting(self.fd)
+        pages = self.capacity // 4096 - (waiting + 4095) // 4096 - 2
+        if waiting < 0 or pages < 2:
+            return off
+        k = min(pages - 1, self.iov_max)
+        i = 0
+        while i < k and at < n:
+            chunk = min(n - at, self.atomic - (2 * HEADER if at == 0 else HEADER))
+            h = self.hdrs + i * 2 * HEADER
+            if at == 0:
+                put_header(h, 0, KIND_FIRST, <unsigned int>(chunk + 8))
+                put_u64(h, HEADER, <unsigned long long>n)
+                self.iov[2 * i].iov_len = 2 * HEADER
             else:
-                r = px.fastfifo_write2(self.fd, self.scratch, HEADER, p, n)
-                err = errno
-            if r == total:
-                return 1
-            if r < 0:
-                if err == EAGAIN:
-                    return 0
-                if err == EPIPE:
-                    raise texts.broken_pipe(self.path)
-                raise OSError(err, os.strerror(err), self.path)
-            # Cannot happen with the room checked; never leave the frame short.
-            if r < HEADER:
-                self._finish(self.scratch + r, HEADER - r)
-                r = HEADER
-            self._finish(p + (r - HEADER), total - r)
-            return 1
-        finally:
-            px.fastfifo_ofd_lock_at(self.fd, px.F_UNLCK, 1)
+                kind = KIND_LAST if at + chunk == n else KIND_MIDDLE
+                put_header(h, 0, kind, <unsigned int>chunk)
+                self.iov[2 * i].iov_len = HEADER
+            self.iov[2 * i].iov_base = h
+            self.iov[2 * i + 1].iov_base = <void *>(p + at)
+            self.iov[2 * i + 1].iov_len = chunk
+            want += self.iov[2 * i].iov_len + chunk
+            at += chunk
+            i += 1
+        if sigpipe_may_kill(self.guard):
+            r = guarded_writev(self.fd, self.iov, 2 * i, &err)
+        else:
+            r = px.writev(self.fd, self.iov, 2 * i)
+            err = errno
+        if r == want:
+            return at
+        if r < 0:
+            if err == EAGAIN or err == EINTR:
+                return off
+            if err == EPIPE:
+                raise texts.broken_pipe(self.path)
+            raise OSError(err, os.strerror(err), self.path)
+        # Cannot happen with the room counted; never leave a fragment short.
+        self._finish_iov(i, r)
+        return at
 
-    cdef int _finish(self, const char *p, Py_ssize_t n) except -1:
-        """Write the rest of a frame begun by _sole_write, whatever it takes."""
-        cdef Py_ssize_t r
+    cdef int _finish_iov(self, Py_ssize_t count, Py_ssize_t done) except -1:
+        """Write what a short writev() left of its pieces, waiting for room as it takes."""
+        cdef Py_ssize_t j, left, r
+        cdef const char *q
         cdef int err
         cdef px.pollfd pfd
-        while n > 0:
-            if sigpipe_may_kill(self.guard):
-                r = guarded_write(self.fd, p, n, &err)
-            else:
-                r = write(self.fd, p, n)
+        for j in range(2 * count):
+            left = self.iov[j].iov_len
+            q = <const char *>self.iov[j].iov_base
+            if done >= left:
+                done -= left
+                continue
+            q += done
+            left -= done
+            done = 0
+            while left > 0:
+                r = write(self.fd, q, left)
                 err = errno
-            if r > 0:
-                p += r
-                n -= r
-            elif r < 0 and err == EPIPE:
-                raise texts.broken_pipe(self.path)
-            elif r < 0 and err != EAGAIN and err != EINTR:
-                raise OSError(err, os.strerror(err), self.path)
-            else:
-                pfd.fd = self.fd
-                pfd.events = px.POLLOUT
-                pfd.revents = 0
-                with nogil:
-                    px.poll(&pfd, 1, 100)
+                if r > 0:
+                    q += r
+                    left -= r
+                elif r < 0 and err == EPIPE:
+                    raise texts.broken_pipe(self.path)
+                elif r < 0 and err != EAGAIN and err != EINTR:
+                    raise OSError(err, os.strerror(err), self.path)
+                else:
+                    pfd.fd = self.fd
+                    pfd.events = px.POLLOUT
+                    pfd.revents = 0
+                    with nogil:
+                        px.poll(&pfd, 1, 100)
         return 0
 
     def put(self, data, timeout=None):
