@@ -4,6 +4,14 @@ Run from the root of a checkout (faster-fifo is optional; its rows say "not inst
 
     python bench/queue_bench.py                 # the full table, median of 3 runs
     python bench/queue_bench.py --reps 5 --seconds 1.0
+    python bench/queue_bench.py --only fastfifo.Queue --rows 1->1 --json out.json
+    python bench/queue_bench.py --baseline ../other-checkout/src   # before/after, one run
+
+``--json`` also writes every run's rate.  ``--baseline SRC`` adds fastfifo.Queue from
+another checkout (``SRC`` holds its built ``fastfifo`` package) as one more peer: its runs
+are made by this script in a child interpreter that imports that one, interleaved with
+the others', so a before/after comparison shares the machine's load (this VM's load
+moves a single peer by 20-30% between invocations).
 
 Every run forks fresh producer and consumer processes (``fork``, so a queue made in the
 parent is inherited as users do); producers build their objects, everyone meets on a
@@ -22,9 +30,12 @@ Objects: ``dict`` is ``{"id": i, "name": "item-i", "price": 1.5, "tags": ["a", "
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -66,6 +77,7 @@ class Peer:
     get_many: Callable[[Any], list[Any]] | None
     put: Callable[[Any, Any], None]
     get: Callable[[Any], Any]
+    baseline: str | None = None  # fastfifo from this src directory, in a child interpreter
 
 
 def _fastfifo() -> Peer:
@@ -153,10 +165,40 @@ def _consumer(
     ends[slot], counts[slot], sums[slot] = last, n, total
 
 
+def _baseline(src: str) -> Peer:
+    """fastfifo.Queue from another checkout (``src`` holds its ``fastfifo`` package): each of
+    its runs is made by this script in a child interpreter that imports that one."""
+    peer = _fastfifo()
+    peer.key, peer.baseline = "fastfifo.Queue (baseline)", src
+    return peer
+
+
+#: CPU seconds (user + system) per object of the last run_once, over its child processes:
+#: steadier than the rate on a loaded machine, for comparing two builds.
+CPU_PER_OBJECT: dict[str, list[float]] = {}
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_once(
     peer: Peer, producers: int, consumers: int, kind: str, batched: bool, per_producer: int
 ) -> float:
     """Objects per second for one run (raises if delivery was not exactly once)."""
+    if peer.baseline is not None:
+        args = json.dumps([producers, consumers, kind, batched, per_producer])
+        env = dict(os.environ, PYTHONPATH=peer.baseline)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one-run", args], env=env, capture_output=True, text=True
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"{peer.key}: {out.stderr[-2000:]}")
+        rate, cpu = map(float, out.stdout.split()[-2:])
+        CPU_PER_OBJECT.setdefault(peer.key, []).append(cpu)
+        return rate
+    cpu0 = _children_cpu()
     q = peer.make()
     barrier = CTX.Barrier(producers + consumers + 1)
     ends = CTX.Array("d", consumers, lock=False)
@@ -193,6 +235,7 @@ def run_once(
     if close is not None:
         close()
     rate: float = total / (max(ends) - start)
+    CPU_PER_OBJECT.setdefault(peer.key, []).append((_children_cpu() - cpu0) / total)
     return rate
 
 
@@ -240,28 +283,53 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=3, help="timed runs per cell (median shown)")
     ap.add_argument("--seconds", type=float, default=0.5, help="target length of a run")
+    ap.add_argument("--only", help="comma-separated peers to run (default: all)")
+    ap.add_argument("--rows", help="run only the rows whose workload is this (1->1 or 4->4)")
+    ap.add_argument("--json", metavar="FILE", help="also write every rate measured to FILE")
+    ap.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also measure fastfifo.Queue from another checkout's src directory, its runs "
+        "interleaved with the others' (an A/B in one run)",
+    )
+    ap.add_argument("--one-run", help=argparse.SUPPRESS)  # a baseline's run (see _baseline)
     args = ap.parse_args(argv)
+    if args.one_run:
+        producers, consumers, kind, batched, n = json.loads(args.one_run)
+        ff = _fastfifo()
+        rate = run_once(ff, producers, consumers, kind, batched, n)
+        print(rate, CPU_PER_OBJECT[ff.key][-1])
+        return 0
 
     peers: dict[str, Peer | str] = {}
     for key, factory in PEERS:
+        if args.only and key not in args.only.split(","):
+            continue
         try:
             peers[key] = factory()
         except ImportError as e:
             peers[key] = f"not installed ({e})"
+    if args.baseline:
+        base = _baseline(os.path.abspath(args.baseline))
+        peers[base.key] = base
 
     import fastfifo
 
+    where = os.path.dirname(os.path.dirname(fastfifo.__file__))
     print(
         f"# fastfifo.Queue vs peers: small Python objects ({os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}, fastfifo {fastfifo.__version__} "
-        f"backend={fastfifo.backend}, median of {args.reps})\n"
+        f"backend={fastfifo.backend} from {where}, median of {args.reps})\n"
     )
+    record: list[dict[str, Any]] = []
     print(
         "| workload | objects | calls | peer | objects/s (median) | min – max "  # noqa: RUF001
         "| fastfifo ÷ peer |"
     )
     print("|---|---|---|---|---:|---:|---:|")
     for row in ROWS:
+        if args.rows and row.workload != args.rows:
+            continue
         usable = {
             key: peer
             for key, peer in peers.items()
@@ -269,8 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         calls = "put_many/get_many" if row.batched else "put/get"
         print(f"  {row.workload} {row.kind} {calls}...", file=sys.stderr, flush=True)
+        CPU_PER_OBJECT.clear()
         rates = measure_row(row, usable, args.reps, args.seconds)
         medians = {key: statistics.median(r) for key, r in rates.items()}
+        for key, r in rates.items():
+            cpu = CPU_PER_OBJECT[key][-len(r) :]  # the timed runs (not the pilot)
+            record.append(
+                {"workload": row.workload, "objects": row.kind, "calls": calls, "peer": key,
+                 "rates": r, "median": medians[key], "cpu_us_per_object": [c * 1e6 for c in cpu]}
+            )  # fmt: skip
         mine = medians.get("fastfifo.Queue")
         for key, peer in peers.items():
             if isinstance(peer, str):
@@ -287,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {row.workload} | {row.kind} | {calls} | {key} | {' | '.join(cells)} |",
                 flush=True,
             )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"fastfifo": where, "backend": fastfifo.backend, "rows": record}, f, indent=1)
     return 0
 
 

@@ -31,12 +31,12 @@ def consume(q: fastfifo.Queue, results: fastfifo.Queue) -> None:
 
 def main() -> None:
     ctx = multiprocessing.get_context("spawn")
-    jobs = fastfifo.Queue()  # a private FIFO in a fresh 0700 directory, removed with `jobs`
+    jobs = fastfifo.Queue()  # a private queue: its FIFO has no name, nothing is left behind
     results = fastfifo.Queue()
     consumers = [ctx.Process(target=consume, args=(jobs, results)) for _ in range(3)]
     producers = [ctx.Process(target=produce, args=(jobs, p)) for p in range(3)]
     for p in consumers + producers:
-        p.start()  # each child gets the queue (its path, and the open pipe) pickled
+        p.start()  # each child gets the queue as multiprocessing passes its pipes
     for p in producers:
         p.join()
     for _ in consumers:

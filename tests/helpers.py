@@ -260,3 +260,51 @@ class RedisServer:
     def restart(self) -> None:
         self.kill()
         self.start(port=self.port)
+
+
+def _backends() -> list[str]:
+    import os
+
+    pure_only = os.environ.get("FASTFIFO_NO_EXTENSIONS", "") not in ("", "0")
+    return ["python"] if pure_only else ["cython", "python"]
+
+
+#: The backends the tests run against ("python" only in a pure-Python install).
+BACKENDS = _backends()
+
+
+def ff_queue(backend: str, *args, **options):
+    """A fastfifo.Queue over the named backend (the backend travels when it is pickled)."""
+    import fastfifo
+
+    return fastfifo.Queue._for_backend(backend, *args, **options)
+
+
+def as_unprivileged(fn):
+    """``fn()`` in a forked child that is not root (uid/gid 65534 if we are root), so that
+    permission checks and per-user limits apply: its result, or ("raised", exception type
+    name, errno, text).  Import what ``fn`` needs first: the child may not read the stdlib."""
+    import os
+    import pickle
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(r)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            try:
+                result = fn()
+            except BaseException as e:
+                result = ("raised", type(e).__name__, getattr(e, "errno", None), str(e))
+            os.write(w, pickle.dumps(result))
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    return pickle.loads(data)

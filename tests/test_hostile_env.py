@@ -348,7 +348,7 @@ def test_fifo_swapped_for_a_file_or_symlink_after_creation(ff, tmp_path):
             lambda: ff.Writer(path, open_timeout=0, create=True),
             lambda: ff.Reader(path),
             lambda: ff.Reader(path, shared=True),
-            lambda: fastfifo.Queue(path, _backend=ff.name),
+            lambda: fastfifo.Queue._for_backend(ff.name, path),
         ):
             with pytest.raises(fastfifo.NotAFifoError, match=what) as e:
                 opener()
@@ -455,7 +455,7 @@ def test_fifo_owned_by_another_user_is_refused_unless_allowed(ff, tmp_path, monk
         lambda **kw: ff.Reader(path, **kw),
         lambda **kw: ff.Reader(path, stop_at_eof=True, **kw),
         lambda **kw: ff.Writer(path, open_timeout=0, **kw),
-        lambda **kw: fastfifo.Queue(path, _backend=ff.name, **kw),
+        lambda **kw: fastfifo.Queue._for_backend(ff.name, path, **kw),
     ):
         with pytest.raises(PermissionError, match=f"owned by uid {owner}") as e:
             opener()
@@ -530,7 +530,7 @@ _EMFILE_CHILD = textwrap.dedent(
         "Reader": lambda: ns.Reader(path),
         "Reader(shared)": lambda: ns.Reader(path, shared=True),
         "Writer": lambda: ns.Writer(path, open_timeout=0),
-        "Queue.put": lambda: Queue(path, _backend={backend!r}).put(b"x"),
+        "Queue.put": lambda: Queue._for_backend({backend!r}, path).put(b"x"),
     }}
     if not {shared_ok!r}:
         del openers["Reader(shared)"]

@@ -315,7 +315,7 @@ def test_memory_is_stable_through_the_queue(ff, fifo, many):
     # Queue.get/put are Python over the core (pickling each object): 300,000 one at a time,
     # 1,000,000 in batches.
     total = (1_000_000 if many else 300_000) if ff.name == "cython" else 50_000
-    q = fastfifo.Queue(fifo, _backend=ff.name)
+    q = fastfifo.Queue._for_backend(ff.name, fifo)
     objs = [("job", i, b"x" * (i % 50)) for i in range(1000)]
 
     def pump(r, w, rounds, msgs):
@@ -351,7 +351,7 @@ def test_endpoints_and_queues_are_collected(ff, fifo):
             ff.Reader(fifo)
             ff.Writer(fifo).put(b"x")
             ff.Writer(fifo, buffered=True).put(b"y")
-            fastfifo.Queue(fifo, _backend=ff.name)
+            fastfifo.Queue._for_backend(ff.name, fifo)
         assert open_fds() == before  # freed by reference counting alone
     finally:
         gc.enable()

@@ -42,16 +42,16 @@ else:
 if TYPE_CHECKING:
     from . import aio as aio
     from . import relay as relay
-    from .queue import Queue as Queue
+    from .queues import Queue as Queue
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: fastfifo.aio needs asyncio and fastfifo.queue needs
+    # Imported on first use: fastfifo.aio needs asyncio and fastfifo.queues needs
     # multiprocessing, which together cost more import time than the rest of fastfifo.
     if name in ("aio", "relay"):  # fastfifo.relay: FIFO <-> Redis Stream (needs redis-py)
         return importlib.import_module(f".{name}", __name__)
     if name == "Queue":
-        return importlib.import_module(".queue", __name__).Queue
+        return importlib.import_module(".queues", __name__).Queue
     raise AttributeError(f"module 'fastfifo' has no attribute {name!r}")
 
 

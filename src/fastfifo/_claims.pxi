@@ -162,7 +162,10 @@ cdef class _ClaimingReader(_ReaderBase):
         got = 0
         while got < k:  # consume exactly what we claimed, without copying it again
             with nogil:
-                r = px.fastfifo_splice(self.fd, self.null_fd, k - got)
+                if self.null_fd >= 0:
+                    r = px.fastfifo_splice(self.fd, self.null_fd, k - got)
+                else:  # no /dev/null (fastfifo.Queue): read the same bytes over their copy
+                    r = read(self.fd, self.buf + p.end + got, k - got)
                 err = errno
             if r <= 0:
                 if r < 0 and (err == EINTR or err == EAGAIN):

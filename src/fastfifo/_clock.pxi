@@ -1,5 +1,5 @@
 # Included by _core.pyx (one extension module; see its docstring for the layout).
-# The clock, deadlines, and SIGPIPE-safe writes.
+# The clock, deadlines, SIGPIPE-safe writes, and peeking at a pipe (for fastfifo.Queue).
 
 # ---------------------------------------------------------------- time and signals
 
@@ -108,3 +108,47 @@ cdef inline bint sigpipe_may_kill(bint at_open) except -1:
         _kernel_default = sa.sa_handler == SIG_DFL
         _kernel_asked = now
     return _kernel_default
+
+
+def peek(int fd, int peek_r, int peek_w, Py_ssize_t nbytes):
+    """Up to ``nbytes`` from the head of the pipe ``fd``, consuming none of them (tee()).
+
+    ``peek_w``/``peek_r`` are the two ends of an empty private pipe (both non-blocking);
+    it is empty again on return.  It holds what one tee() can copy: a private pipe
+    smaller than what waits in ``fd`` gives only the first part.  Returns b"" when
+    ``fd`` is empty.  Raises ``OSError`` (the private pipe may then hold stale bytes:
+    replace it) and, where there is no tee() (macOS), ``NotImplementedError``.
+    (For ``fastfifo.Queue``'s ``qsize()``; ``count_messages`` counts what it returns.)
+    """
+    cdef Py_ssize_t r, got = 0, k
+    cdef int err
+    cdef char *dst
+    if not px.FASTFIFO_HAVE_TEE:
+        raise NotImplementedError("peeking at a pipe needs tee() (Linux)")
+    if nbytes <= 0:
+        return b""
+    while True:
+        with nogil:
+            r = px.fastfifo_tee(fd, peek_w, <size_t>nbytes)
+            err = errno
+        if r >= 0:
+            break
+        if err == EAGAIN:
+            return b""
+        if err != EINTR:
+            raise OSError(err, f"{os.strerror(err)} (peeking with tee)")
+        PyErr_CheckSignals()
+    out = PyBytes_FromStringAndSize(NULL, r)
+    dst = PyBytes_AS_STRING(out)
+    while got < r:  # drain it all before anything can raise: the pipe must end empty
+        with nogil:
+            k = read(peek_r, dst + got, r - got)
+            err = errno
+        if k > 0:
+            got += k
+        elif k < 0 and err == EINTR:
+            continue
+        else:
+            raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)")
+    PyErr_CheckSignals()
+    return out

@@ -50,6 +50,7 @@ from ._errors import (ClosedError, CorruptStreamError, Full, MessageTooLargeErro
                       not_bytes_error, report_loss)
 from ._open import check_timeout
 from ._parse import check_count
+from ._parse import count_messages  # no-cython-lint (for fastfifo.Queue)
 from ._parse import encode_header  # no-cython-lint (public: for tests and tools)
 
 #: Whether this build can peek with tee() (Linux); elsewhere shared readers claim by

@@ -17,26 +17,40 @@ reader in the same three layers: ``_py_reader_base``, ``_py_claims``, ``_py_read
 from __future__ import annotations
 
 from . import _docs
-from ._py_clock import BACKEND, HAVE_TEE, _ofd_held, _ofd_lock, _tee, parse, sigpipe_is_default
-from ._py_reader import MessageBatch, ReaderCore
-from ._py_writer import WriterCore
+from ._py_clock import (
+    BACKEND,
+    HAVE_TEE,
+    _ofd_held,
+    _ofd_lock,
+    _tee,
+    parse,
+    peek,
+    sigpipe_is_default,
+)
+from ._py_reader import BorrowingReaderCore, MessageBatch, ReaderCore
+from ._py_writer import BorrowingWriterCore, WriterCore
 
 _docs.apply(WriterCore, ReaderCore)
 
 #: See ATOMIC_MAX in _parse.py.
 ATOMIC_MAX: int = parse.ATOMIC_MAX
 encode_header = parse.encode_header
+count_messages = parse.count_messages
 
 __all__ = [
     "ATOMIC_MAX",
     "BACKEND",
     "HAVE_TEE",
+    "BorrowingReaderCore",
+    "BorrowingWriterCore",
     "MessageBatch",
     "ReaderCore",
     "WriterCore",
     "_ofd_held",
     "_ofd_lock",
     "_tee",
+    "count_messages",
     "encode_header",
+    "peek",
     "sigpipe_is_default",
 ]

@@ -462,3 +462,65 @@ def classes_for(core: ModuleType) -> tuple[type[Writer], type[Reader]]:
         }
         made.append(type(api.__name__, (api, base), namespace))
     return made[0], made[1]
+
+
+# ---------------------------------------------------------------- lent endpoints
+
+
+def lent_writer(
+    core: ModuleType, fd: int, path: str, *, max_message_size: int, wake_fd: int
+) -> Any:
+    """A frames writer over ``fd`` that closes nothing: its owner keeps the descriptors.
+
+    fastfifo.Queue's (see queues.py): it calls the writer with ``timeout=0`` except from
+    its feeder thread, whose waits end when ``wake_fd`` (the write end of the queue's
+    private pipe) reports an error, i.e. once the queue closed the read end.  The
+    writers' lock is lent per large message (``_lock_on``).
+    """
+    w = core.BorrowingWriterCore()
+    w._configure(
+        fd,
+        path,
+        _FRAMINGS["frames"],
+        PIPE_BUF,
+        core.sigpipe_is_default(),
+        max_message_size,
+        -1,
+        LOCKS_ON_FIFOS,
+    )
+    w._wake_on(wake_fd)
+    return w
+
+
+def lent_reader(
+    core: ModuleType,
+    fd: int,
+    path: str,
+    *,
+    max_message_size: int,
+    wake_fd: int,
+    peek_r: int,
+    peek_w: int,
+    window: int,
+    rlock_fd: int,
+    wlock_fd: int,
+    tee: bool = True,
+) -> Any:
+    """A shared frames reader over ``fd`` that closes nothing (fastfifo.Queue's).
+
+    It claims with tee() into ``peek_r``/``peek_w`` where the system has it, and consumes
+    a claim by reading it over its peeked copy (no /dev/null descriptor); ``wake_fd``
+    readable ends its waits.  ``rlock_fd`` takes the readers' flock; ``wlock_fd`` must be
+    a description other than the one the writers' lock is taken through, so that this
+    reader sees its own process's large messages being written.  ``tee=False``: claim by
+    exact reads (one message per call; fewer system calls for one message).
+    """
+    r = core.BorrowingReaderCore()
+    r._configure(
+        fd, path, _FRAMINGS["frames"], max_message_size, 65536, False, wlock_fd, LOCKS_ON_FIFOS
+    )
+    r._share(
+        rlock_fd, peek_r, peek_w, -1, window, tee and core.HAVE_TEE and not _FORCE_EXACT_CLAIMS
+    )
+    r._wake_on(wake_fd)
+    return r

@@ -420,3 +420,27 @@ def sidecar_lock(path: str, suffix: str) -> int:
 #: Linux lets flock() and open-file-description locks be taken on FIFO fds (and they are
 #: independent of each other); macOS refuses every advisory lock on a FIFO.
 LOCKS_ON_FIFOS = sys.platform.startswith("linux")
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def room_for(fd: int, size: int, per_write: int) -> bool:
+    """Whether a message of ``size`` bytes fits in the pipe behind ``fd`` now, sent as
+    fragments of at most ``per_write`` payload bytes, each one atomic write.
+
+    The one room estimate: ``fastfifo.aio.Writer`` and ``fastfifo.Queue`` ask it before
+    they start a large message they must not leave half-written.  It errs towards "no":
+    Linux counts a pipe's capacity in page-sized slots, and a write that does not fit in
+    the last slot's free space takes a new one, so two neighbouring slots always hold
+    more than a page: the bytes waiting fill at most ``2 * ceil(waiting / page) + 1``
+    slots, and each fragment (up to PIPE_BUF bytes) takes a slot of its own.  Elsewhere
+    (macOS) the pipe is a byte buffer.  A wrong "yes" costs a wait, never data.
+    """
+    writes = -(-size // per_write) + 1  # the first fragment also carries the total length
+    capacity = pipe_capacity(fd)
+    waiting = bytes_waiting(fd)
+    if _F_GETPIPE_SZ is None:
+        return size + 16 * writes <= capacity - waiting
+    used = 2 * -(-waiting // _PAGE) + 1 if waiting else 0
+    return writes <= capacity // _PAGE - used

@@ -80,6 +80,10 @@ cdef Py_ssize_t frame_total(int framing, Py_ssize_t atomic, Py_ssize_t maxmsg, P
                             bint newline, object path, Py_ssize_t index) except -1
 
 
+@cython.locals(i=Py_ssize_t, count=Py_ssize_t, length=Py_ssize_t, kind=cython.int)
+cdef Py_ssize_t count_in(const unsigned char *p, Py_ssize_t n, Py_ssize_t limit) noexcept
+
+
 cdef class Parser:
     cdef readonly object path
     cdef public int framing

@@ -236,6 +236,43 @@ def check_count(path, n):
     return v if v < sys.maxsize else sys.maxsize
 
 
+def count_messages(data, limit=-1):
+    """Whole messages at the start of ``data`` (frames framing), at most ``limit`` (-1: all).
+
+    A whole frame counts one, and so does the last fragment of a large message (its
+    other fragments count nothing).  Counting stops at the first frame that is not
+    complete in ``data``, or whose header is not valid (foreign bytes).  For
+    ``fastfifo.Queue``'s ``qsize()`` and ``maxsize``: the frame count comes from here,
+    never from a parser of the Queue's own.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if cython.compiled:
+        return count_in(
+            cython.cast(cython.p_uchar, PyBytes_AS_STRING(data)),  # noqa: F821 (_parse.pxd)
+            len(data),
+            limit,
+        )
+    else:
+        return count_in(data, len(data), limit)
+
+
+def count_in(p, n, limit):
+    i = 0
+    count = 0
+    while n - i >= HEADER and (limit < 0 or count < limit):
+        if not header_valid(p, i):
+            break
+        length = header_length(p, i)
+        if length > n - i - HEADER:
+            break
+        kind = p[i + 1] & KIND_MASK
+        i += HEADER + length
+        if kind in (KIND_WHOLE, KIND_LAST):
+            count += 1
+    return count
+
+
 # ---------------------------------------------------------------- the parser
 
 

@@ -8,6 +8,7 @@ imports.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import importlib.util
 import os
@@ -125,3 +126,29 @@ def sigpipe_may_kill(at_open: bool) -> bool:
     if now - _kernel[0] >= 0.001:
         _kernel[:] = [now, sigpipe_is_default()]
     return _kernel[1] is True
+
+
+def peek(fd: int, peek_r: int, peek_w: int, nbytes: int) -> bytes:
+    """Up to ``nbytes`` from the head of the pipe ``fd``, consuming none: see the Cython core."""
+    if not HAVE_TEE:
+        raise NotImplementedError("peeking at a pipe needs tee() (Linux)")
+    if nbytes <= 0:
+        return b""
+    while True:
+        try:
+            r = _tee(fd, peek_w, nbytes)
+            break
+        except OSError as e:
+            if e.errno == errno.EAGAIN:
+                return b""
+            if e.errno != errno.EINTR:
+                raise OSError(e.errno, f"{e.strerror} (peeking with tee)") from None
+    chunks = []
+    got = 0
+    while got < r:  # drain it all: the pipe must end empty
+        chunk = os.read(peek_r, r - got)
+        if not chunk:
+            raise OSError(0, "the peek pipe ended early (reading the peek pipe)")
+        chunks.append(chunk)
+        got += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

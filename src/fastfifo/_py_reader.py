@@ -10,6 +10,7 @@ import os
 import select
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from . import _errors as texts
 from ._errors import ClosedError, CorruptStreamError, MessageTooLargeError, report_loss
@@ -390,3 +391,25 @@ class ReaderCore(_ClaimingReader):
             ):
                 return 2
             return -2
+
+
+class BorrowingReaderCore(ReaderCore):
+    """A ReaderCore over descriptors that its owner keeps, and closes (see the Cython core)."""
+
+    def _attach(self, fd: int, path: Any) -> None:
+        self._fd, self.path = fd, path
+
+    def _wake_on(self, fd: int) -> None:
+        """Also end waits when ``fd`` is readable (or in error): the owner's wake-up."""
+        self._wake_r = fd
+
+    def _mid_message(self) -> bool:
+        """Whether the next call goes on from where this one stopped (see the Cython core)."""
+        p = self._p
+        return bool(
+            self._locked or p.in_msg or p.owe or p.asm is not None or p.asm_skip or p.end > p.start
+        )
+
+    def _close_fds(self) -> None:
+        self._fd = self._wake_r = self._wake_w = -1
+        self._rlock_fd = self._wlock_fd = self._peek_r = self._peek_w = self._null_fd = -1

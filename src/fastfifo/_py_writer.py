@@ -258,3 +258,21 @@ class WriterCore(_Endpoint):
                 raise texts.batch_full(self.path, timeout, sent)
         finally:
             self._leave()
+
+
+class BorrowingWriterCore(WriterCore):
+    """A WriterCore over descriptors that its owner keeps, and closes (see the Cython core)."""
+
+    def _attach(self, fd: int, path: Any) -> None:
+        self._fd, self.path = fd, path
+
+    def _wake_on(self, fd: int) -> None:
+        """Also end waits when ``fd`` is readable (or in error): the owner's wake-up."""
+        self._wake_r = fd
+
+    def _lock_on(self, fd: int, ofd: bool = True) -> None:
+        """The descriptor to take the writers' lock on (OFD lock, else flock) from now on."""
+        self._lock_fd, self._lock_ofd = fd, ofd
+
+    def _close_fds(self) -> None:
+        self._fd = self._wake_r = self._wake_w = self._lock_fd = -1

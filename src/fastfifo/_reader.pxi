@@ -524,3 +524,33 @@ cdef class ReaderCore(_ClaimingReader):
                                     self._wait(px.POLLIN, 0.0) & px.POLLHUP):
                 return 2
             return -2
+
+
+# ---------------------------------------------------------------- reader over lent descriptors
+
+cdef class BorrowingReaderCore(ReaderCore):
+    """A ReaderCore over descriptors that its owner keeps, and closes (fastfifo.Queue).
+
+    As ``BorrowingWriterCore``: no wake-up pipe of its own (``_wake_on``), and
+    closing or collecting it closes none of the descriptors it was given
+    (``_configure``, ``_share``).  A shared one that holds the readers' lock across
+    calls keeps holding it until the owner closes the FIFO's descriptor.
+    """
+
+    def _attach(self, int fd, path):
+        self.fd, self.path = fd, path
+
+    def _wake_on(self, int fd):
+        """Also end waits when ``fd`` is readable (or in error): the owner's wake-up."""
+        self.wake_r = fd
+
+    def _mid_message(self):
+        """Whether the next call goes on from where this one stopped: bytes read and not
+        returned, a message part-way received, or the readers' lock held across calls."""
+        cdef Parser p = self.p
+        return bool(self.locked or p.in_msg or p.owe or p.asm is not None
+                    or p.asm_skip or p.end > p.start)
+
+    cdef void _close_fds(self) noexcept:
+        self.fd = self.wake_r = self.wake_w = -1
+        self.rlock_fd = self.wlock_fd = self.peek_r = self.peek_w = self.null_fd = -1

@@ -393,3 +393,30 @@ cdef class WriterCore(_Endpoint):
         used[0] += self._encode(self.scratch + used[0], p, size)
         pending[0] += 1
         return 0
+
+
+# ---------------------------------------------------------------- writer over lent descriptors
+
+cdef class BorrowingWriterCore(WriterCore):
+    """A WriterCore over descriptors that its owner keeps, and closes (fastfifo.Queue).
+
+    It makes no wake-up pipe of its own: ``_wake_on(fd)`` names a descriptor that its
+    waits watch too (readable, or in error, ends them with ``ClosedError``), and
+    ``close()`` wakes nobody: the owner does.  Closing or collecting it closes no
+    descriptor.  The large-message lock is lent per use with ``_lock_on(fd)``, which
+    must come before a message above one atomic write (``_lock_on(-1)`` takes it back).
+    """
+
+    def _attach(self, int fd, path):
+        self.fd, self.path = fd, path
+
+    def _wake_on(self, int fd):
+        """Also end waits when ``fd`` is readable (or in error): the owner's wake-up."""
+        self.wake_r = fd
+
+    def _lock_on(self, int fd, bint ofd=True):
+        """The descriptor to take the writers' lock on (OFD lock, else flock) from now on."""
+        self.lock_fd, self.lock_ofd = fd, ofd
+
+    cdef void _close_fds(self) noexcept:
+        self.fd = self.wake_r = self.wake_w = self.lock_fd = -1

@@ -31,11 +31,8 @@ has started completes even if the task awaiting it is cancelled.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import select
-import struct
-import termios
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -51,7 +48,7 @@ from ._errors import (
     not_bytes_error,
     report_loss,
 )
-from ._open import Backoff, check_timeout, pipe_capacity
+from ._open import Backoff, check_timeout, room_for
 
 __all__ = ["Queue", "Reader", "Writer", "open_writer"]
 
@@ -59,8 +56,8 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer, Unpack
 
     from . import _endpoints
-    from . import queue as _queue
-    from .queue import T as Item  # a Queue's items (defaults to Any)
+    from . import queues as _queues
+    from .queues import T as Item  # a Queue's items (defaults to Any)
 else:
     Item = TypeVar("Item")
 
@@ -175,6 +172,62 @@ class _Waiters:
                 fut.set_result(None)
 
 
+class _Receiver:
+    """Tasks receiving through ``take()`` (which raises ``Empty`` when there is nothing):
+    they try, then wait in FIFO order for the descriptor to be readable and try again,
+    backing off while it stays readable yet yields nothing (another reader is claiming)."""
+
+    def __init__(self, fd: int, tick: float | None) -> None:
+        self.fd = fd
+        self.waiters = _Waiters(fd, tick)
+        self.backoff = 0.0
+
+    async def receive(self, take: Callable[[], T]) -> T:
+        waiters = self.waiters
+        if not waiters.queue:
+            try:
+                return take()
+            except Empty:
+                pass
+        loop = asyncio.get_running_loop()
+        waiters.bind(loop)
+        front, delay = False, 0.0
+        while True:
+            fut: asyncio.Future[None] = loop.create_future()
+            waiters.add(fut, front)
+            waiters.arm(delay)
+            try:
+                await fut
+            except BaseException:
+                waiters.abandon(fut)
+                raise
+            # Our turn: whatever happens next, the turn passes on to the next waiter.
+            try:
+                result = take()
+            except Empty:
+                # Someone else got there first.  If the pipe is still readable another
+                # reader holds the claim lock: back off instead of spinning on it.
+                if _readable(self.fd):
+                    self.backoff = min(max(self.backoff * 2, _BACKOFF_MIN), _BACKOFF_MAX)
+                    delay = self.backoff
+                else:
+                    delay = 0.0
+                front = True
+                continue
+            except BaseException:
+                waiters.wake_one()
+                raise
+            self.backoff = 0.0
+            if waiters.queue:
+                waiters.wake_one()  # there may be more: let the next waiter try at once
+            return result
+
+    def close(self) -> None:
+        """Wake every waiting task (each then finds its source closed)."""
+        self.waiters.disarm()
+        self.waiters.wake_all()
+
+
 class _Endpoint:
     """What Reader and Writer share: the blocking endpoint they wrap (``_sync``) and its fd."""
 
@@ -218,8 +271,7 @@ class Reader(_Endpoint):
         # A stop_at_eof Reader that waits in select() (macOS) also retries on a tick: the
         # event loop (kqueue there) never says that the last writer left; select() does.
         eof_tick = EOF_TICK if self._sync._waits_in_select else None
-        self._waiters = _Waiters(self._fd, SHARED_TICK if shared else eof_tick)
-        self._backoff = 0.0
+        self._receiver = _Receiver(self._fd, SHARED_TICK if shared else eof_tick)
 
     @property
     def reader(self) -> _endpoints.Reader:
@@ -239,53 +291,13 @@ class Reader(_Endpoint):
 
     async def get(self) -> bytes:
         """Wait for the next message and return it (bytes)."""
-        return await self._receive(self.get_nowait)
+        return await self._receiver.receive(self.get_nowait)
 
     async def get_many(self, max_messages: int = 1000) -> list[bytes]:
         """Wait until a message is available; return 1 to ``max_messages`` of them."""
         if max_messages < 1:
             raise ValueError(f"max_messages must be >= 1, not {max_messages}")
-        return await self._receive(lambda: self.get_many_nowait(max_messages))
-
-    async def _receive(self, take: Callable[[], T]) -> T:
-        waiters = self._waiters
-        if not waiters.queue:
-            try:
-                return take()
-            except Empty:
-                pass
-        loop = asyncio.get_running_loop()
-        waiters.bind(loop)
-        front, delay = False, 0.0
-        while True:
-            fut: asyncio.Future[None] = loop.create_future()
-            waiters.add(fut, front)
-            waiters.arm(delay)
-            try:
-                await fut
-            except BaseException:
-                waiters.abandon(fut)
-                raise
-            # Our turn: whatever happens next, the turn passes on to the next waiter.
-            try:
-                result = take()
-            except Empty:
-                # Someone else got there first.  If the pipe is still readable another
-                # reader holds the claim lock: back off instead of spinning on it.
-                if _readable(self._fd):
-                    self._backoff = min(max(self._backoff * 2, _BACKOFF_MIN), _BACKOFF_MAX)
-                    delay = self._backoff
-                else:
-                    delay = 0.0
-                front = True
-                continue
-            except BaseException:
-                waiters.wake_one()
-                raise
-            self._backoff = 0.0
-            if waiters.queue:
-                waiters.wake_one()  # there may be more: let the next waiter try at once
-            return result
+        return await self._receiver.receive(lambda: self.get_many_nowait(max_messages))
 
     def __aiter__(self) -> Reader:
         return self
@@ -303,9 +315,9 @@ class Reader(_Endpoint):
 
     def close(self) -> None:
         """Close the Reader; waiting ``get`` calls raise ``ClosedError``."""
-        self._waiters.disarm()
+        self._receiver.waiters.disarm()
         self._sync.close()
-        self._waiters.wake_all()
+        self._receiver.close()
 
     async def __aenter__(self) -> Reader:
         return self
@@ -394,7 +406,7 @@ class Writer(_Endpoint):
         if self._pending or self._inflight is not None:
             raise Full(f"{self.path!r}: earlier messages are still waiting to be sent", 0)
         size = _nbytes(data)
-        if size > self._atomic and not self._room_for(size):
+        if size > self._atomic and not room_for(self._fd, size, self._atomic):
             raise Full(f"{self.path!r}: no room for a {size}-byte message now", 0)
         self._sync.put(data, 0)
 
@@ -520,11 +532,6 @@ class Writer(_Endpoint):
                 raise RuntimeError("a fastfifo.aio.Writer is in use by another event loop")
             self._loop = loop
         return loop
-
-    def _room_for(self, size: int) -> bool:
-        waiting = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-        frames = size // 4000 + 2
-        return bool(size + 16 * frames <= pipe_capacity(self._fd) - waiting - 4096)
 
     def _put_now(self, data: Any, size: int) -> bool:
         """Write a small message at once if nothing waits before it and the pipe has room."""
@@ -691,110 +698,95 @@ async def open_writer(
 
 
 class Queue(Generic[Item]):
-    """asyncio access to a ``fastfifo.Queue`` (objects, pickled by the queue's ``dumps``).
+    """asyncio access to a ``fastfifo.Queue`` (objects, pickled as its ``put`` pickles them).
 
     ``Queue(queue)`` wraps a ``fastfifo.Queue`` (which can also be used, or passed to
-    worker processes, as usual); ``Queue(path=None, **options)`` makes one.  Waiting
-    is as for ``Reader``/``Writer``; with ``maxsize``, ``put`` waits for room with a
-    1-20 ms backoff (no kernel event says a consumer took a message).
+    worker processes, as usual); ``Queue(path=None, **options)`` makes one.
+
+    It uses only the queue's non-blocking calls (``get_nowait``, ``get_many_nowait``,
+    ``put_nowait``, ``put_many_nowait``) and ``fileno()``: a get that finds nothing waits
+    for the loop to see that descriptor readable, then tries again (as ``Reader``).
+    Without ``maxsize`` a put never waits (the queue's feeder thread holds what the pipe
+    has no room for); with it, ``put`` retries with a 1-20 ms backoff while the queue is
+    full, because no event says that a consumer took an object.
     """
 
     def __init__(
-        self, queue: _queue.Queue[Item] | str | os.PathLike[str] | None = None, **options: Any
+        self, queue: _queues.Queue[Item] | str | os.PathLike[str] | None = None, **options: Any
     ) -> None:
-        from .queue import Queue as SyncQueue
+        from .queues import Queue as SyncQueue
 
         if queue is None or isinstance(queue, (str, bytes, os.PathLike)):
             queue = SyncQueue(queue, **options)
         elif options:
             raise TypeError("options are for making a Queue; pass an open Queue alone")
-        self._queue: _queue.Queue[Item] = queue
-        self._reader: Reader | None = None
-        self._writer: Writer | None = None
+        self._queue: _queues.Queue[Item] = queue
+        self._receiver: _Receiver | None = None
 
     @property
-    def queue(self) -> _queue.Queue[Item]:
+    def queue(self) -> _queues.Queue[Item]:
         """The underlying ``fastfifo.Queue``."""
         return self._queue
 
-    def _r(self) -> Reader:
-        if self._reader is None:
-            q = self._queue
-            self._reader = Reader(q._reader or q._open_reader())
-        return self._reader
+    def _recv(self) -> _Receiver:
+        r = self._receiver
+        if r is None:
+            r = self._receiver = _Receiver(self._queue.fileno(), SHARED_TICK)
+        return r
 
-    def _w(self) -> Writer:
-        if self._writer is None:
-            q = self._queue
-            self._writer = Writer(q._writer or q._open_writer())
-        return self._writer
-
-    def _dumps(self, obj: Any) -> Any:
-        dumps = self._queue._dumps
-        return obj if dumps is None else dumps(obj)
-
-    def _loads(self, data: bytes) -> Any:
-        loads = self._queue._loads
-        return data if loads is None else loads(data)
-
-    async def _room(self) -> None:
+    async def put(self, obj: Item) -> None:
+        """Put ``obj`` (pickling errors are raised here); with ``maxsize``, wait while full."""
         q = self._queue
-        if q.maxsize:
-            delay = 0.001
-            while q._room(1) == 0:
+        delay = 0.001
+        while True:
+            try:
+                q.put_nowait(obj)
+                return
+            except Full:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.02)
 
-    async def put(self, obj: Item) -> None:
-        """Serialise ``obj`` (errors raised here) and send it, waiting while full."""
-        data = self._dumps(obj)
-        await self._room()
-        await self._w().put(data)
-
     def put_nowait(self, obj: Item) -> None:
-        """Send now or raise ``fastfifo.Full``."""
-        data = self._dumps(obj)
-        q = self._queue
-        if q.maxsize and q._room(1) == 0:
-            raise Full(f"Queue {q.path!r} holds maxsize={q.maxsize} messages", 0)
-        self._w().put_nowait(data)
+        """Put now; ``fastfifo.Full`` only with ``maxsize``, when the queue is full."""
+        self._queue.put_nowait(obj)
 
     async def put_many(self, objs: Iterable[Item]) -> None:
-        data = [self._dumps(o) for o in objs]
-        await self._room()
-        await self._w().put_many(data)
+        """Put several objects in order; with ``maxsize``, wait for room for the rest."""
+        items = list(objs)
+        q = self._queue
+        delay = 0.001
+        while items:
+            try:
+                q.put_many_nowait(items)
+                return
+            except Full as e:
+                items = items[e.sent :]
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.02)
 
     async def get(self) -> Item:
         """Wait for the next object and return it."""
-        stashed = self._queue._take_stashed(1)
-        if stashed is not None:
-            return stashed[0]
-        obj: Item = self._loads(await self._r().get())
-        return obj
+        return await self._recv().receive(self._queue.get_nowait)
 
     def get_nowait(self) -> Item:
         """The next object if one is waiting, else ``fastfifo.Empty``."""
-        stashed = self._queue._take_stashed(1)
-        if stashed is not None:
-            return stashed[0]
-        obj: Item = self._loads(self._r().get_nowait())
-        return obj
+        return self._queue.get_nowait()
 
     async def get_many(self, max_messages: int = 1000) -> list[Item]:
         """Wait until an object is available; return 1 to ``max_messages`` of them."""
-        stashed = self._queue._take_stashed(max_messages)
-        if stashed is not None:
-            return stashed
-        return self._queue._decode_many(await self._r().get_many(max_messages))
+        q = self._queue
+        if max_messages < 1:  # (checked here too: get_many_nowait would say it only later)
+            raise ValueError(f"{q!r}: max_messages must be >= 1, not {max_messages}")
+        return await self._recv().receive(lambda: q.get_many_nowait(max_messages))
 
     def qsize(self) -> int:
-        return int(self._queue.qsize())
+        return self._queue.qsize()
 
     def empty(self) -> bool:
-        return bool(self._queue.empty())
+        return self._queue.empty()
 
     def full(self) -> bool:
-        return bool(self._queue.full())
+        return self._queue.full()
 
     def __aiter__(self) -> Queue[Item]:
         return self
@@ -806,17 +798,13 @@ class Queue(Generic[Item]):
             raise StopAsyncIteration from None
 
     async def aclose(self) -> None:
-        """Send what is still in the backlog, then close the queue in this process."""
-        try:
-            if self._writer is not None and not self._writer.closed:
-                await self._writer.flush()
-        finally:
-            self.close()
+        """Close the queue in this process, then wait (without blocking the loop) until
+        the objects this process put are all in the pipe (``join_thread()``)."""
+        self.close()
+        await asyncio.get_running_loop().run_in_executor(None, self._queue.join_thread)
 
     def close(self) -> None:
         """Close the queue in this process; waiting ``get``/``put`` calls raise ``ClosedError``."""
-        if self._writer is not None:
-            self._writer.close()
-        if self._reader is not None:
-            self._reader.close()
         self._queue.close()
+        if self._receiver is not None:
+            self._receiver.close()

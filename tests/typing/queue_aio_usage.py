@@ -26,7 +26,7 @@ def with_a_queue() -> list[Job]:
         assert_type(q.qsize(), int)
         assert_type(q.empty(), bool)
         assert_type(q.maxsize, int)
-        assert_type(q.path, str)
+        assert_type(q.path, str | None)  # None: a private queue (no name)
         first = q.get(timeout=1.0)
         assert_type(first, Job)
         rest = q.get_many(timeout=0.0, max_messages=10)
