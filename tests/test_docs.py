@@ -37,20 +37,6 @@ pytestmark = pytest.mark.skipif(
     not all((ROOT / d).is_file() for d in DOCS), reason="the docs are not beside tests/"
 )
 
-#: Snippets of text owned by another engineer (README's Queue section and
-#: docs/queue-and-asyncio.md) that do not run as written at this commit, keyed by
-#: (doc, a line of the snippet).  They still run here; if one fails it is reported as an
-#: expected failure with the reason, and once its text changes it is checked strictly.
-OTHERS_KNOWN_BROKEN = {
-    ("README.md", "q.put_many(jobs); q.get_many(max_messages=100)"): "`jobs` is undefined",
-    ("README.md", "async with aio.Reader(path, shared=True) as r:"): "top-level await",
-    (
-        "docs/queue-and-asyncio.md",
-        "fastfifo.Queue(dumps=orjson.dumps, loads=orjson.loads)",
-    ): "no `import fastfifo`, and orjson is neither imported nor a dependency",
-    ("docs/queue-and-asyncio.md", "msg = await reader.get()"): "top-level await",
-}
-
 #: What some snippets must print (their comments say so): (doc, a line) -> lines of stdout.
 EXPECTED_OUTPUT = {
     ("README.md", "fastfifo recv /tmp/fastfifo-demo/q --count 1"): [
@@ -69,6 +55,8 @@ EXPECTED_OUTPUT = {
         "doing job2",
         "doing job3",
     ],
+    ("README.md", "async with await aio.open_writer(path) as w:"): ["b'event'", "b'burst'"],
+    ("docs/queue-and-asyncio.md", "batch = await reader.get_many(2)"): ["b'c' [b'a', b'b']"],
 }
 
 
@@ -230,18 +218,7 @@ def test_snippet_runs_as_written(snippet: Snippet, tmp_path: Path):
     if marker == "<!-- snippet: mypy -->":
         check_mypy(snippet, tmp)
         return
-    known = [
-        why
-        for (doc, line), why in OTHERS_KNOWN_BROKEN.items()
-        if doc == snippet.doc and snippet.has(line)
-    ]
-    try:
-        out = run_programs(snippet, tmp)
-    except AssertionError as e:
-        if known:
-            last = [line for line in str(e).splitlines() if line.strip()][-3:-2] or [""]
-            pytest.xfail(f"Queue docs (another engineer's text): {known[0]}: {last[0].strip()}")
-        raise
+    out = run_programs(snippet, tmp)
     for (doc, line), expected in EXPECTED_OUTPUT.items():
         if doc == snippet.doc and snippet.has(line):
             printed = iter(out.splitlines())
@@ -250,20 +227,12 @@ def test_snippet_runs_as_written(snippet: Snippet, tmp_path: Path):
 
 def test_every_expectation_names_a_snippet():
     """The keys above still match snippets (a reworded doc must not silently drop a check)."""
-    for doc, line in [*EXPECTED_OUTPUT, *OTHERS_KNOWN_BROKEN]:
-        if (doc, line) in OTHERS_KNOWN_BROKEN:
-            continue  # the other engineer may rewrite these at any time
+    for doc, line in EXPECTED_OUTPUT:
         assert any(s.doc == doc and s.has(line) for s in SNIPPETS), (doc, line)
 
 
 def test_readme_links_work_on_pypi():
-    """PyPI shows README.md out of the repository, so its links must be absolute URLs.
-
-    (README's Queue section is another engineer's text this round: checked once it is
-    rewritten, so it is left out here.)"""
+    """PyPI shows README.md out of the repository, so its links must be absolute URLs."""
     text = (ROOT / "README.md").read_text()
-    start = text.index("## Queues of Python objects, and asyncio")
-    end = text.index("\n## ", start + 1)
-    mine = text[:start] + text[end:]
-    relative = re.findall(r"\]\((?!https?://)([^)]*)\)", mine)
+    relative = re.findall(r"\]\((?!https?://)([^)]*)\)", text)
     assert relative == [], relative
