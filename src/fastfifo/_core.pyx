@@ -40,7 +40,7 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 from . cimport _posix as px
 from ._parse cimport (Parser, HEADER, KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST,
                       FRAMES, LINES, NEWLINE, GOT, NEED, NO_MEMORY, ATOMIC_MAX, PEEK_OPEN,
-                      PEEK_ORDINARY, frame_total,
+                      PEEK_ORDINARY, frame_total, free_slots,
                       put_header, put_u64)
 
 import os
@@ -48,7 +48,7 @@ import os
 from . import _docs, _errors as texts
 from ._errors import (ClosedError, CorruptStreamError, Full, MessageTooLargeError,
                       not_bytes_error, report_loss)
-from ._open import check_timeout
+from ._open import PAGE as _PAGE, check_timeout
 from ._parse import check_count
 from ._parse import count_messages  # no-cython-lint (for fastfifo.Queue)
 from ._parse import encode_header  # no-cython-lint (public: for tests and tools)
@@ -58,6 +58,9 @@ from ._parse import encode_header  # no-cython-lint (public: for tests and tools
 HAVE_TEE = bool(px.FASTFIFO_HAVE_TEE)
 
 BACKEND = "cython"
+
+#: The pipe slot size (see ``_parse.free_slots``).
+cdef Py_ssize_t PAGE = _PAGE
 
 
 cdef enum Fill:

@@ -17,7 +17,9 @@ import struct
 import sys
 import termios
 import time
+from collections.abc import Callable
 
+from . import _parse
 from ._errors import NotAFifoError
 
 #: Pipe size fastfifo asks for (the unprivileged Linux maximum, pipe-max-size).
@@ -422,7 +424,11 @@ def sidecar_lock(path: str, suffix: str) -> int:
 LOCKS_ON_FIFOS = sys.platform.startswith("linux")
 
 
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+#: The one room rule (typed here for mypy: _parse's types are in its .pxd).
+free_slots: Callable[[int, int, int], int] = _parse.free_slots
+
+#: The pipe slot size (Linux: one page); see ``_parse.free_slots``.
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def room_for(fd: int, size: int, per_write: int) -> bool:
@@ -442,5 +448,4 @@ def room_for(fd: int, size: int, per_write: int) -> bool:
     waiting = bytes_waiting(fd)
     if _F_GETPIPE_SZ is None:
         return size + 16 * writes <= capacity - waiting
-    used = 2 * -(-waiting // _PAGE) + 1 if waiting else 0
-    return writes <= capacity // _PAGE - used
+    return writes <= free_slots(capacity, waiting, PAGE)

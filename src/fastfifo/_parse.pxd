@@ -80,6 +80,10 @@ cdef Py_ssize_t frame_total(int framing, Py_ssize_t atomic, Py_ssize_t maxmsg, P
                             bint newline, object path, Py_ssize_t index) except -1
 
 
+@cython.locals(used=Py_ssize_t, free=Py_ssize_t)
+cpdef Py_ssize_t free_slots(Py_ssize_t capacity, Py_ssize_t waiting, Py_ssize_t page) noexcept
+
+
 @cython.locals(i=Py_ssize_t, count=Py_ssize_t, length=Py_ssize_t, kind=cython.int)
 cdef Py_ssize_t count_in(const unsigned char *p, Py_ssize_t n, Py_ssize_t limit) noexcept
 

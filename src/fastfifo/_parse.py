@@ -236,6 +236,25 @@ def check_count(path, n):
     return v if v < sys.maxsize else sys.maxsize
 
 
+def free_slots(capacity, waiting, page):
+    """How many page-sized slots of a Linux pipe of ``capacity`` bytes are surely free
+    while ``waiting`` bytes are in it (a negative ``waiting``, unknown: none).
+
+    The one room rule, for ``room_for`` (Queue, aio) and a sole Writer's bursts (both
+    cores).  Linux counts a pipe's capacity in slots of a page each; a write that does
+    not fit in the last slot's free space starts a new one, so two neighbouring slots
+    always hold more than a page, and only the head slot may be partly read: the bytes
+    waiting fill at most ``2 * ceil(waiting / page) + 1`` slots.  Each write of up to a
+    page (one fragment) needs at most one more; a writev() of several whole fragments
+    needs at most one per page of its bytes.  It errs towards "fewer".
+    """
+    if waiting < 0 or page <= 0:
+        return 0
+    used = 2 * ((waiting + page - 1) // page) + 1 if waiting > 0 else 0
+    free = capacity // page - used
+    return free if free > 0 else 0
+
+
 def count_messages(data, limit=-1):
     """Whole messages at the start of ``data`` (frames framing), at most ``limit`` (-1: all).
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import _errors as texts
 from ._errors import Full, not_bytes_error
-from ._open import bytes_waiting
+from ._open import PAGE, bytes_waiting
 from ._py_clock import _guarded_write, _ofd_held, _to_deadline, parse, sigpipe_may_kill
 from ._py_endpoint import _Endpoint
 
@@ -130,14 +130,14 @@ class WriterCore(_Endpoint):
     def _burst(self, data: memoryview, off: int) -> int:
         """As many whole fragments as the pipe surely has room for, in one writev()."""
         n = data.nbytes
-        pages = self._capacity // 4096 - (bytes_waiting(self._fd) + 4095) // 4096 - 2
+        k = min(parse.free_slots(self._capacity, bytes_waiting(self._fd), PAGE), 256)
+        if k < 2:
+            return off
         parts: list[bytes] = []
         at = off
-        while len(parts) < min(pages - 1, 256) and at < n:
+        while len(parts) < k and at < n:
             parts.append(self._fragment(data, at))
             at += self._chunk(n, at)
-        if len(parts) < 1 or pages < 2:
-            return off
         try:
             if sigpipe_may_kill(self._guard):
                 r = _guarded_write(self._fd, parts)

@@ -154,12 +154,12 @@ cdef class WriterCore(_Endpoint):
         waits, so the kernel copies it in whole under the pipe's lock: no other write
         lands inside it, and a writer killed meanwhile leaves whole fragments, which
         readers drop as usual.
-        The room is counted in pipe pages, conservatively: what is waiting, rounded up,
-        plus a partly read first page and a partly filled last one.  Returns the new
-        offset: ``off`` itself when there was no room for two fragments (the caller
-        then sends one the ordinary way, which waits for room up to its deadline).
+        The room is counted in pipe slots by the one rule, ``_parse.free_slots`` (it errs
+        towards fewer), and each fragment is given a slot.  Returns the new offset:
+        ``off`` itself when there was no room for two fragments (the caller then sends
+        one the ordinary way, which waits for room up to its deadline).
         """
-        cdef Py_ssize_t waiting, pages, k, i, r, want = 0, at = off, chunk
+        cdef Py_ssize_t k, i, r, want = 0, at = off, chunk
         cdef int err
         cdef unsigned char *h
         cdef int kind
@@ -169,11 +169,10 @@ cdef class WriterCore(_Endpoint):
             self.hdrs = <unsigned char *>malloc(self.iov_max * 2 * HEADER)
             if self.iov == NULL or self.hdrs == NULL:
                 return off
-        waiting = px.fastfifo_bytes_waiting(self.fd)
-        pages = self.capacity // 4096 - (waiting + 4095) // 4096 - 2
-        if waiting < 0 or pages < 2:
+        k = min(free_slots(self.capacity, px.fastfifo_bytes_waiting(self.fd), PAGE),
+                self.iov_max)
+        if k < 2:
             return off
-        k = min(pages - 1, self.iov_max)
         i = 0
         while i < k and at < n:
             chunk = min(n - at, self.atomic - (2 * HEADER if at == 0 else HEADER))
