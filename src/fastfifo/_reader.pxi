@@ -38,38 +38,26 @@ cdef class ReaderCore(_ClaimingReader):
         self._make_room(max(p.need - (p.end - p.start), 65536))
         if self.eof_select:
             return self._fill_select(deadline)
-        if self.drained and not self.busy:
-            # The last read emptied the pipe and the caller was ahead of the writer then
-            # (request/reply, a slow producer).  Keep reading for SPIN_WAIT first: where
-            # the writer runs on another CPU, a reply that comes within it is taken
-            # without the sleep and the wake-up (a round trip across CPUs is then much
-            # shorter than two blocking processes make it).  Where spinning does not pay
-            # (the writer needs this very CPU, or is slow), two misses in a row stop it
-            # for the next SPIN_PAUSE waits.  Then wait for data before reading (one
-            # system call fewer than read, EAGAIN, poll, read).  If data was already
-            # there twice in a row, the writer is taken to be busy again (once is the
-            # peer of a request/reply answering before this side waited).
-            if self.spin_skip:
-                self.spin_skip -= 1
-            else:
-                until = monotonic() + SPIN_WAIT
+        if self.drained and self.busy:
+            # The writer is busy and the caller needed no time since the last read: a
+            # read now would bring a message or two, and every read() takes the pipe's
+            # mutex that each write() needs too, so re-reading at once slows the writer
+            # (docs/guide.md, "Performance notes").  Leave READ_GAP seconds between
+            # reads, spinning without the GIL -- only where another CPU can run the
+            # writer meanwhile.  A read that finds the pipe empty ends this until bytes
+            # are again waiting when the caller comes back.
+            if not self._alone():
+                until = self.t_read + READ_GAP
                 with nogil:
-                    while True:
-                        r = read(self.fd, self.buf + p.end, self.cap - p.end)
-                        err = errno
-                        if r >= 0 or err != EAGAIN or monotonic() >= until:
-                            break
-                if r > 0:
-                    self.spin_miss = 0
-                    self.drained = r < self.cap - p.end
-                    p.end += r
-                    return FILLED
-                self.spin_miss += 1
-                if self.spin_miss >= 2:
-                    self.spin_miss = 0
-                    self.spin_skip = SPIN_PAUSE
-                if r < 0 and err == EINTR:
-                    PyErr_CheckSignals()
+                    while monotonic() < until:
+                        pass
+        elif self.drained and self.spin_skip:
+            # The caller was ahead of the writer and spinning did not pay lately (the
+            # writer needs this very CPU, or is slow): wait for data before reading,
+            # one system call fewer than read, EAGAIN, poll, read.  If the data was
+            # there already twice in a row, the writer is taken to be busy again
+            # (once is the peer of a request/reply answering before this side waited).
+            self.spin_skip -= 1
             until = monotonic()
             rev = self._wait_data(deadline)
             if rev == 0:
@@ -78,24 +66,12 @@ cdef class ReaderCore(_ClaimingReader):
                 return FILLED
             if monotonic() - until >= BUSY_WAIT:
                 self.quick = 0
-            else:  # the data was there already: twice in a row, the writer is ahead
+            else:
                 self.quick += 1
                 if self.quick >= 2:
                     self.busy = True
                     self.quick = 0
             first = False
-        elif self.drained and self.busy and not self._alone():
-            # The writer is busy and the caller needed no time since the last read: a
-            # read now would bring a message or two, and every read() takes the pipe's
-            # mutex that each write() needs too, so re-reading at once slows the writer
-            # (docs/guide.md, "Performance notes").  Leave READ_GAP seconds between
-            # reads, spinning without the GIL -- only where another CPU can run the
-            # writer meanwhile.  A read that finds the pipe empty ends this until bytes
-            # are again waiting when the caller comes back.
-            until = self.t_read + READ_GAP
-            with nogil:
-                while monotonic() < until:
-                    pass
         while True:
             with nogil:
                 r = read(self.fd, self.buf + p.end, self.cap - p.end)
@@ -121,6 +97,8 @@ cdef class ReaderCore(_ClaimingReader):
             elif err == EAGAIN:
                 if first:
                     self.busy = first = False  # the caller is ahead of the writer
+                    if not self.spin_skip and self._spin():
+                        continue
                 rev = self._wait_data(deadline)
                 if rev == 0:
                     return TIMED_OUT
@@ -130,6 +108,37 @@ cdef class ReaderCore(_ClaimingReader):
                 PyErr_CheckSignals()
             else:
                 raise OSError(err, os.strerror(err), self.path)
+
+    cdef bint _spin(self) noexcept:
+        """Whether bytes arrived within SPIN_WAIT, looked for without sleeping.
+
+        The caller is ahead of the writer (request/reply, a slow producer): where the
+        writer runs on another CPU, a reply that comes within SPIN_WAIT is then taken
+        without the sleep and the wake-up, and a round trip across CPUs is much shorter
+        than two blocking processes make it.  It asks poll() with no timeout, which
+        looks at the pipe without taking its mutex (a read() per turn would take the
+        mutex every write() needs).  Two spins in a row that find nothing (the writer
+        needs this very CPU, or is slow) stop spinning for the next SPIN_PAUSE waits.
+        """
+        cdef px.pollfd pfd
+        cdef int n = 0
+        cdef double until = monotonic() + SPIN_WAIT
+        pfd.fd = self.fd
+        pfd.events = px.POLLIN
+        with nogil:
+            while True:
+                pfd.revents = 0
+                n = px.poll(&pfd, 1, 0)
+                if n != 0 or monotonic() >= until:
+                    break
+        if n > 0:
+            self.spin_miss = 0
+            return True
+        self.spin_miss += 1
+        if self.spin_miss >= 2:
+            self.spin_miss = 0
+            self.spin_skip = SPIN_PAUSE
+        return False
 
     cdef bint _alone(self) noexcept:
         """Whether this thread can run on one CPU only (asked again once a second)."""
