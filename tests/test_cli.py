@@ -620,6 +620,31 @@ def test_bench_json(cli1, tmp_path):
     assert all(row["delivery"] == "ok" for row in report["results"])
 
 
+def test_bench_compares_each_row_with_its_fair_baseline_and_flags_noise():
+    """put/get against one write per message, put_many against joined writes; a row
+    whose runs spread widely is named (issue 17: one noisy run must show as such)."""
+    from fastfifo import _bench
+
+    def row(i, med, lo, hi):
+        return {"row": _bench.ROWS[i][0], "msg_per_s": med, "min": lo, "max": hi,
+                "mb_per_s": med * 64 / 1e6, "delivery": "ok"}  # fmt: skip
+
+    report = {
+        "machine": _bench.machine(), "count": 1000, "size": 64, "repeat": 3,
+        "results": [row(0, 1.0e6, 0.99e6, 1.01e6), row(1, 8.0e6, 5.0e6, 8.1e6),
+                    row(2, 2.0e6, 1.9e6, 2.1e6), row(3, 4.0e6, 3.9e6, 4.1e6)],
+    }  # fmt: skip
+    lines = _bench.format_table(report).splitlines()
+    put = next(x for x in lines if x.startswith("| fastfifo put / get |"))
+    many = next(x for x in lines if x.startswith("| fastfifo put_many / get_many |"))
+    assert "| 0.50x one write per message |" in put
+    assert "| 2.00x joined writes |" in many
+    assert "| 39% |" in many  # (8.1M - 5.0M) / 8.0M
+    noisy = [x for x in lines if x.startswith("Noisy:")]
+    assert len(noisy) == 1 and "put_many / get_many (39%)" in noisy[0]
+    assert "put / get (" not in noisy[0].replace("put_many / get_many", "")
+
+
 def test_bench_plot(cli1, tmp_path):
     from fastfifo import _bench
 

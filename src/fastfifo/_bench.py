@@ -156,6 +156,15 @@ ROWS: list[tuple[str, str, int]] = [
     ("hand-written os.write / os.read, joined writes", "os", 1000),
 ]
 
+#: Each fastfifo row's fair baseline: the hand-written loop doing the same work (one
+#: write per message for put/get; messages joined into as few writes as PIPE_BUF allows
+#: for put_many/get_many), by index in ROWS.
+BASELINE = {0: 2, 1: 3}
+
+#: Runs of one row spread wider than this (max - min over the median) are flagged: the
+#: machine was busy, and the row's median should be read as a range.
+NOISY = 0.20
+
 
 def run(
     count: int = 200_000,
@@ -214,22 +223,46 @@ def machine() -> dict[str, Any]:
 
 def format_table(report: dict[str, Any]) -> str:
     m = report["machine"]
-    base = report["results"][2]["msg_per_s"]
+    rows = report["results"]
     lines = [
         f"fastfifo {m['fastfifo']} ({m['backend']} core), Python {m['python']}, {m['os']}, "
         f"{m['cpu']} x{m['cores']}",
         f"1 -> 1, {report['count']:,} messages of {report['size']} B, median of "
-        f"{report['repeat']} runs (min-max)",
+        f"{report['repeat']} runs (min-max, and the spread: max - min over the median)",
         "",
-        "| workload | msg/s | MB/s | vs hand-written | delivery |",
-        "|---|---:|---:|---:|---|",
+        "| workload | msg/s | spread | MB/s | vs its baseline | delivery |",
+        "|---|---:|---:|---:|---|---|",
     ]
-    for r in report["results"]:
+    noisy = []
+    for i, r in enumerate(rows):
+        spread = (r["max"] - r["min"]) / r["msg_per_s"] if r["msg_per_s"] else 0.0
+        if spread > NOISY:
+            noisy.append(f"{r['row']} ({spread:.0%})")
+        if i in BASELINE and BASELINE[i] < len(rows):
+            base = rows[BASELINE[i]]
+            versus = f"{r['msg_per_s'] / base['msg_per_s']:.2f}x {_short(base['row'])}"
+        else:
+            versus = "(a baseline)"
         lines.append(
             f"| {r['row']} | {r['msg_per_s']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f}) | "
-            f"{r['mb_per_s']:,.1f} | {r['msg_per_s'] / base:.2f}x | {r['delivery']} |"
+            f"{spread:.0%} | {r['mb_per_s']:,.1f} | {versus} | {r['delivery']} |"
+        )
+    lines += [
+        "",
+        "Each fastfifo row is compared with the hand-written loop doing the same work: one",
+        "os.write per message for put / get, messages joined into PIPE_BUF-sized writes for",
+        "put_many / get_many.",
+    ]
+    if noisy:
+        lines.append(
+            f"Noisy: the runs of {', '.join(noisy)} spread more than {NOISY:.0%}; the machine "
+            "was busy, so read those medians as ranges (or run again with --repeat 5)."
         )
     return "\n".join(lines)
+
+
+def _short(row: str) -> str:
+    return "one write per message" if "one write" in row else "joined writes"
 
 
 def have_matplotlib() -> bool:
@@ -255,6 +288,10 @@ def plot(report: dict[str, Any], path: str) -> None:
     lo = [(r["msg_per_s"] - r["min"]) / 1e6 for r in rows]
     hi = [(r["max"] - r["msg_per_s"]) / 1e6 for r in rows]
     colors = ["tab:blue" if r["row"].startswith("fastfifo") else "tab:gray" for r in rows]
+    for i, j in BASELINE.items():  # name each fastfifo row's baseline beside it
+        if j < len(rows):
+            ratio = rows[i]["msg_per_s"] / rows[j]["msg_per_s"]
+            labels[i] += f"\n({ratio:.2f}x its baseline: {_short(rows[j]['row'])})"
     fig, ax = plt.subplots(figsize=(9, 1.1 + 0.8 * len(rows)))
     try:
         y = list(range(len(rows)))[::-1]
