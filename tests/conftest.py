@@ -7,12 +7,23 @@ The backends themselves are in tests/helpers.py, which test files import from.
 
 from __future__ import annotations
 
+import signal
 import types
 
 import pytest
 from helpers import BACKENDS, endpoints
 
 import fastfifo
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests send SIGINT to the processes they start and expect Python's KeyboardInterrupt
+    # there.  A shell that runs the suite as a background job (`.ci/run &`) starts it with
+    # SIGINT ignored, and an ignored signal stays ignored across exec(), so every child
+    # would ignore it too.  A handler here is reset to the default by exec(), so children
+    # start as they would from a terminal.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(params=BACKENDS)

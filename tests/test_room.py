@@ -97,3 +97,80 @@ def test_the_pipe_has_the_room_the_rule_promises(ops, capacity):
         finally:
             os.close(r)
             os.close(w)
+
+
+@linux
+def test_a_sole_writer_counts_room_in_the_pipe_as_it_is_now(ff, fifo):
+    """The pipe's size is asked at each large message, not kept from open: another process
+    may shrink it (F_SETPIPE_SZ).  Counting with the size at open, a sole Writer would
+    write more than fits in one writev() and wait for the rest without a deadline; counted
+    now, a put with a timeout that finds no room gives up at its deadline (and says so)."""
+    import threading
+
+    with ff.Reader(fifo) as r, ff.Writer(fifo, pipe_size=1 << 20) as w:
+        assert w.pipe_size == 1 << 20
+        fcntl.fcntl(r.fileno(), F_SETPIPE_SZ, 16 * PAGE)  # another process's doing
+        outcome: list[BaseException | None] = []
+
+        def put() -> None:
+            try:
+                w.put(b"x" * 300_000, timeout=0.3)  # nobody reads: it cannot all fit
+                outcome.append(None)
+            except BaseException as e:
+                outcome.append(e)
+
+        t = threading.Thread(target=put, daemon=True)
+        t.start()
+        t.join(30)
+        assert not t.is_alive(), "put() with timeout=0.3 still waiting after 30 s"
+        assert isinstance(outcome[0], fastfifo.Full), outcome
+        assert "large message" in str(outcome[0])
+
+
+@linux
+@pytest.mark.skipif(not hasattr(os, "splice"), reason="os.splice (Python >= 3.10, Linux)")
+def test_a_burst_the_pipe_cuts_short_still_delivers_every_fragment_whole(ff, fifo, tmp_path):
+    """Room the rule cannot see: bytes spliced from a file take a slot each, however
+    small, so the sole Writer's writev() is cut short.  The fragment it cut is finished,
+    the rest sent one by one: the message arrives whole, and the foreign bytes are
+    reported, not delivered."""
+    import threading
+
+    src = tmp_path / "bytes"
+    src.write_bytes(b"\x00" * 4096)
+    big = bytes(range(256)) * 700 + b"tail"  # 179,204 bytes: 44 fragments, the last short
+    got: list[bytes] = []
+    reports: list[Exception] = []
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+        fcntl.fcntl(r.fileno(), F_SETPIPE_SZ, 64 * PAGE)  # 64 slots: 44 fragments need 44
+        wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            with open(src, "rb") as f:
+                for i in range(40):  # 40 one-byte slots: the rule sees 40 bytes, 3 slots
+                    assert os.splice(f.fileno(), wfd, 1, offset_src=i) == 1
+            os.write(wfd, _py_clock.parse.encode_header(0, 5) + b"small")  # merges: a part slot
+        finally:
+            os.close(wfd)
+        junk = _open.bytes_waiting(r.fileno())
+        sent: list[BaseException | None] = []
+
+        def put() -> None:
+            try:
+                w.put(big, timeout=30)
+                sent.append(None)
+            except BaseException as e:
+                sent.append(e)
+
+        t = threading.Thread(target=put, daemon=True)
+        t.start()
+        while _open.bytes_waiting(r.fileno()) == junk:  # the burst is in (and was cut)
+            assert t.is_alive() or sent, "put() ended without writing"
+        while len(got) < 2:
+            try:
+                got.append(r.get(timeout=30))
+            except fastfifo.CorruptStreamError as e:
+                reports.append(e)  # the spliced bytes
+        t.join(30)
+    assert sent == [None]
+    assert got == [b"small", big]
+    assert reports and "40 bytes" in str(reports[0]), reports

@@ -141,6 +141,17 @@ static Py_ssize_t fastfifo_bytes_waiting(int fd) {
     return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
 }
 
+/* The pipe's capacity in bytes now (F_GETPIPE_SZ: another process may have changed it
+   since this one opened the FIFO), or -1 where the kernel does not tell it. */
+static Py_ssize_t fastfifo_pipe_size(int fd) {
+#ifdef F_GETPIPE_SZ
+    return fcntl(fd, F_GETPIPE_SZ);
+#else
+    (void)fd;
+    return -1;
+#endif
+}
+
 /* How many CPUs this thread may run on (its affinity; the online CPUs where there is no
    affinity API): with one, a reader that spins waiting for a writer only steals the CPU
    the writer needs. */

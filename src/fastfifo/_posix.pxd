@@ -81,3 +81,4 @@ cdef extern from "_posix.h" nogil:
     int fastfifo_ofd_lock_at(int fd, short type, long at)
     int fastfifo_ofd_held_at(int fd, long at, long len)
     Py_ssize_t fastfifo_bytes_waiting(int fd)
+    Py_ssize_t fastfifo_pipe_size(int fd)

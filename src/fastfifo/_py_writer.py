@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 from collections.abc import Iterable
 from typing import Any
 
 from . import _errors as texts
 from ._errors import Full, not_bytes_error
-from ._open import PAGE, bytes_waiting
+from ._open import PAGE, bytes_waiting, pipe_capacity
 from ._py_clock import _guarded_write, _ofd_held, _to_deadline, parse, sigpipe_may_kill
 from ._py_endpoint import _Endpoint
 
@@ -130,7 +131,8 @@ class WriterCore(_Endpoint):
     def _burst(self, data: memoryview, off: int) -> int:
         """As many whole fragments as the pipe surely has room for, in one writev()."""
         n = data.nbytes
-        k = min(parse.free_slots(self._capacity, bytes_waiting(self._fd), PAGE), 256)
+        cap = pipe_capacity(self._fd)  # asked each time: another process may resize it
+        k = min(parse.free_slots(cap, bytes_waiting(self._fd), PAGE) - 2, 256)  # 2 spared
         if k < 2:
             return off
         parts: list[bytes] = []
@@ -147,12 +149,44 @@ class WriterCore(_Endpoint):
             return off
         except BrokenPipeError:
             raise texts.broken_pipe(self.path) from None
-        rest = b"".join(parts)[r:]
-        while rest:  # cannot happen with the room counted; never leave a fragment short
+        if r == sum(len(x) for x in parts):
+            return at
+        return self._finish_cut(data, off, parts, r)
+
+    def _finish_cut(self, data: memoryview, off: int, parts: list[bytes], done: int) -> int:
+        """After a short writev(): finish the fragment it cut and return the new offset
+        (see _finish_iov in the Cython core: only a race does this; a fragment is never
+        left cut, so this waits past the deadline and runs signal handlers once it is
+        whole; the fragments not started go back to the caller)."""
+        n = data.nbytes
+        at = off
+        for part in parts:
+            if done >= len(part):
+                done -= len(part)
+                at += self._chunk(n, at)
+                continue
+            if done == 0:
+                return at
+            rest = part[done:]
+            # Signals wait until the fragment is whole (a handler that raised here would
+            # leave it cut); SIGPIPE is handled by the write itself.
+            held = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE}
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
             try:
-                rest = rest[os.write(self._fd, rest) :]
-            except BlockingIOError:
-                select.select([], [self._fd], [], 0.1)
+                while rest:
+                    try:
+                        if sigpipe_may_kill(self._guard):
+                            w = _guarded_write(self._fd, rest)
+                        else:
+                            w = os.write(self._fd, rest)
+                        rest = rest[w:]
+                    except BlockingIOError:
+                        select.select([], [self._fd], [], 0.1)
+                    except BrokenPipeError:
+                        raise texts.broken_pipe(self.path) from None
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            return at + self._chunk(n, at)
         return at
 
     def _view(self, data: Any, index: int = -1) -> memoryview:

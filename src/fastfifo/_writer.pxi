@@ -159,7 +159,7 @@ cdef class WriterCore(_Endpoint):
         ``off`` itself when there was no room for two fragments (the caller then sends
         one the ordinary way, which waits for room up to its deadline).
         """
-        cdef Py_ssize_t k, i, r, want = 0, at = off, chunk
+        cdef Py_ssize_t k, i, j, r, cap, whole, want = 0, at = off, chunk
         cdef int err
         cdef unsigned char *h
         cdef int kind
@@ -169,8 +169,10 @@ cdef class WriterCore(_Endpoint):
             self.hdrs = <unsigned char *>malloc(self.iov_max * 2 * HEADER)
             if self.iov == NULL or self.hdrs == NULL:
                 return off
-        k = min(free_slots(self.capacity, px.fastfifo_bytes_waiting(self.fd), PAGE),
-                self.iov_max)
+        cap = px.fastfifo_pipe_size(self.fd)  # asked each time: another process may resize
+        # (two slots spared for small messages of a Writer that opens meanwhile)
+        k = min(free_slots(cap if cap > 0 else self.capacity,
+                           px.fastfifo_bytes_waiting(self.fd), PAGE) - 2, self.iov_max)
         if k < 2:
             return off
         i = 0
@@ -204,42 +206,70 @@ cdef class WriterCore(_Endpoint):
             if err == EPIPE:
                 raise texts.broken_pipe(self.path)
             raise OSError(err, os.strerror(err), self.path)
-        # Cannot happen with the room counted; never leave a fragment short.
-        self._finish_iov(i, r)
+        # Short: only a race does this (see _finish_iov).
+        whole = self._finish_iov(i, r)
+        at = off
+        for j in range(whole):
+            at += self.iov[2 * j + 1].iov_len
         return at
 
-    cdef int _finish_iov(self, Py_ssize_t count, Py_ssize_t done) except -1:
-        """Write what a short writev() left of its pieces, waiting for room as it takes."""
-        cdef Py_ssize_t j, left, r
+    cdef Py_ssize_t _finish_iov(self, Py_ssize_t count, Py_ssize_t done) except -1:
+        """After a short writev() of ``count`` fragments (``done`` bytes went in): finish
+        the fragment it cut, if any, and return how many fragments are whole in the pipe.
+
+        Only a race makes the write short (a Writer that opened between the count and
+        the write, the pipe resized by another process).  A fragment is never left cut,
+        since readers would take the next write's bytes as the rest of it: this waits
+        for room until it is whole, also past the deadline, and runs signal handlers only
+        once it is.  The fragments not started go back to the caller, which sends them
+        one by one within its deadline.
+        """
+        cdef Py_ssize_t f, j, left, r, whole
         cdef const char *q
         cdef int err
+        cdef bint interrupted = False
         cdef px.pollfd pfd
-        for j in range(2 * count):
-            left = self.iov[j].iov_len
-            q = <const char *>self.iov[j].iov_base
+        for f in range(count):
+            left = self.iov[2 * f].iov_len + self.iov[2 * f + 1].iov_len
             if done >= left:
                 done -= left
                 continue
-            q += done
-            left -= done
-            done = 0
-            while left > 0:
-                r = write(self.fd, q, left)
-                err = errno
-                if r > 0:
-                    q += r
-                    left -= r
-                elif r < 0 and err == EPIPE:
-                    raise texts.broken_pipe(self.path)
-                elif r < 0 and err != EAGAIN and err != EINTR:
-                    raise OSError(err, os.strerror(err), self.path)
-                else:
-                    pfd.fd = self.fd
-                    pfd.events = px.POLLOUT
-                    pfd.revents = 0
-                    with nogil:
-                        px.poll(&pfd, 1, 100)
-        return 0
+            if done == 0:
+                return f
+            for j in range(2 * f, 2 * f + 2):
+                left = self.iov[j].iov_len
+                q = <const char *>self.iov[j].iov_base
+                if done >= left:
+                    done -= left
+                    continue
+                q += done
+                left -= done
+                done = 0
+                while left > 0:
+                    if sigpipe_may_kill(self.guard):
+                        r = guarded_write(self.fd, q, left, &err)
+                    else:
+                        r = write(self.fd, q, left)
+                        err = errno
+                    if r > 0:
+                        q += r
+                        left -= r
+                    elif r < 0 and err == EPIPE:
+                        raise texts.broken_pipe(self.path)  # no reader is left to mislead
+                    elif r < 0 and err != EAGAIN and err != EINTR:
+                        raise OSError(err, os.strerror(err), self.path)
+                    else:
+                        interrupted = interrupted or err == EINTR
+                        pfd.fd = self.fd
+                        pfd.events = px.POLLOUT
+                        pfd.revents = 0
+                        with nogil:
+                            if px.poll(&pfd, 1, 100) < 0 and errno == EINTR:
+                                interrupted = True
+            if interrupted:
+                PyErr_CheckSignals()
+            return f + 1
+        return count
 
     def put(self, data, timeout=None):
         """(The docstring is _docs.py's, set at import.)"""
