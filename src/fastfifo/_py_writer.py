@@ -42,10 +42,10 @@ class WriterCore(_Endpoint):
         lock_ofd: bool,
         buffered: bool = False,
         present: bool = False,
-        capacity: int = 0,
+        capacity: int = 0,  # (the compiled core sizes its iovec array by it)
     ) -> None:
         self._buffered = buffered
-        self._present, self._capacity = present, capacity
+        self._present = present
         self._pend: list[bytes] = []
         self._pend_bytes = 0
         self._framing, self._atomic, self._guard = framing, atomic, guard_sigpipe

@@ -224,7 +224,7 @@ cdef class WriterCore(_Endpoint):
         once it is.  The fragments not started go back to the caller, which sends them
         one by one within its deadline.
         """
-        cdef Py_ssize_t f, j, left, r, whole
+        cdef Py_ssize_t f, j, left, r
         cdef const char *q
         cdef int err
         cdef bint interrupted = False
