@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,5 +169,39 @@ static int fastfifo_cpus(void) {
     return n > 0 ? (int)n : 1;
 }
 #endif
+
+/* A second open file description of the FIFO behind `fd`, for reading, in blocking mode
+   (Linux: /proc/self/fd re-opens the inode); -1 with errno where that cannot be had.
+   The reader's own description stays non-blocking, and so does every description
+   another process shares with it: only this private one ever blocks. */
+static int fastfifo_blocking_twin(int fd) {
+#if defined(__linux__)
+    char path[64];
+    int twin, flags;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    twin = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (twin < 0)
+        return -1;
+    flags = fcntl(twin, F_GETFL);
+    if (flags < 0 || fcntl(twin, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        int err = errno;
+        close(twin);
+        errno = err;
+        return -1;
+    }
+    return twin;
+#else
+    (void)fd;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/* Whether this interpreter has one thread state: no other Python thread can then call
+   close() on an endpoint while this one waits. */
+static int fastfifo_single_thread(void) {
+    PyThreadState *head = PyInterpreterState_ThreadHead(PyInterpreterState_Get());
+    return head != NULL && PyThreadState_Next(head) == NULL;
+}
 
 #endif /* FASTFIFO_POSIX_H */

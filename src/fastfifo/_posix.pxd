@@ -82,3 +82,5 @@ cdef extern from "_posix.h" nogil:
     int fastfifo_ofd_held_at(int fd, long at, long len)
     Py_ssize_t fastfifo_bytes_waiting(int fd)
     Py_ssize_t fastfifo_pipe_size(int fd)
+    int fastfifo_blocking_twin(int fd)
+    int fastfifo_single_thread()

@@ -54,16 +54,22 @@ cdef class ReaderCore(_ClaimingReader):
         elif self.drained and self.spin_skip:
             # The caller was ahead of the writer and spinning did not pay lately (the
             # writer needs this very CPU, or is slow): wait for data before reading,
-            # one system call fewer than read, EAGAIN, poll, read.  If the data was
-            # there already twice in a row, the writer is taken to be busy again
-            # (once is the peer of a request/reply answering before this side waited).
+            # one system call fewer than read, EAGAIN, poll, read -- or, where nothing
+            # but a signal can end the wait, inside read() itself (_read_blocking).  If
+            # the data was there already twice in a row, the writer is taken to be busy
+            # again (once is the peer of a request/reply answering before this side
+            # waited).
             self.spin_skip -= 1
             until = monotonic()
-            rev = self._wait_data(deadline)
-            if rev == 0:
-                return TIMED_OUT
-            if rev == ABANDONED:
-                return FILLED
+            r = self._read_blocking(deadline)
+            if r > 0:
+                p.end += r
+            else:
+                rev = self._wait_data(deadline)
+                if rev == 0:
+                    return TIMED_OUT
+                if rev == ABANDONED:
+                    return FILLED
             if monotonic() - until >= BUSY_WAIT:
                 self.quick = 0
             else:
@@ -71,6 +77,8 @@ cdef class ReaderCore(_ClaimingReader):
                 if self.quick >= 2:
                     self.busy = True
                     self.quick = 0
+            if r > 0:
+                return FILLED
             first = False
         while True:
             with nogil:
@@ -139,6 +147,41 @@ cdef class ReaderCore(_ClaimingReader):
             self.spin_miss = 0
             self.spin_skip = SPIN_PAUSE
         return False
+
+    cdef Py_ssize_t _read_blocking(self, double deadline) except -2:
+        """Wait for bytes inside read() itself: what it read, or 0 (then poll as usual).
+
+        A wait for ever, in a process with one Python thread, between whole messages:
+        then nothing but a signal can need to end the wait (no other thread can call
+        close(), no deadline, no writer to watch dying part-way through a message), and a
+        blocking read() wakes with the bytes, one system call instead of poll() and read()
+        (the round trip on one CPU, docs/benchmarks.md).  The read goes through a private
+        blocking description of the FIFO (``fastfifo_blocking_twin``), opened at the
+        first such wait, so no description shared with other processes changes mode.  A
+        signal ends it with EINTR (Python's handlers do not restart system calls): its
+        handler runs here, and the caller's poll() then sees a close() it made.  Where
+        there is no twin (macOS, a refused open), the caller polls as before.
+        """
+        cdef Py_ssize_t r
+        cdef int err
+        cdef Parser p = self.p
+        if (deadline >= 0 or self.twin == -2 or p.asm is not None or p.asm_skip or p.in_msg
+                or not px.fastfifo_single_thread()):
+            return 0
+        if self.twin < 0:
+            self.twin = px.fastfifo_blocking_twin(self.fd)
+            if self.twin < 0:
+                self.twin = -2
+                return 0
+        with nogil:
+            r = read(self.twin, self.buf + p.end, self.cap - p.end)
+            err = errno
+        if r > 0:
+            self.drained = r < self.cap - p.end
+            return r
+        if r < 0 and err == EINTR:
+            PyErr_CheckSignals()
+        return 0  # (0: no writer has the FIFO open; the caller's poll() sorts that out)
 
     cdef bint _alone(self) noexcept:
         """Whether this thread can run on one CPU only (asked again once a second)."""
@@ -548,6 +591,7 @@ cdef class BorrowingReaderCore(ReaderCore):
 
     def _attach(self, int fd, path):
         self.fd, self.path = fd, path
+        self.twin = -2  # (its owner's descriptors: no twin of them either)
 
     def _wake_on(self, int fd):
         """Also end waits when ``fd`` is readable (or in error): the owner's wake-up."""

@@ -24,6 +24,7 @@ cdef class _ReaderBase(_Endpoint):
     cdef int spin_skip        # waits still to go without a spin
     cdef bint alone           # this thread may run on one CPU only (checked each second)
     cdef double t_cpus        # monotonic time that was last checked
+    cdef int twin             # blocking description for long waits (-1: not yet, -2: never)
     # shared readers
     cdef bint shared, use_tee, locked
     cdef int rlock_fd, wlock_fd, peek_r, peek_w, null_fd
@@ -32,6 +33,7 @@ cdef class _ReaderBase(_Endpoint):
 
     def __cinit__(self, *args, **kwargs):
         self.rlock_fd = self.wlock_fd = self.peek_r = self.peek_w = self.null_fd = -1
+        self.twin = -1
 
     def _configure(self, int fd, path, int framing, Py_ssize_t max_message_size,
                    Py_ssize_t buffer_size, bint stop_at_eof, int wlock_fd=-1,
@@ -91,6 +93,9 @@ cdef class _ReaderBase(_Endpoint):
             close(self.rlock_fd)
         if self.wlock_fd >= 0 and self.wlock_fd != self.fd:
             close(self.wlock_fd)
+        if self.twin >= 0:
+            close(self.twin)
+        self.twin = -2
         self.peek_r = self.peek_w = self.null_fd = self.rlock_fd = self.wlock_fd = -1
         _Endpoint._close_fds(self)
 

@@ -1,0 +1,144 @@
+"""A get() that waits for ever in a process with one Python thread waits inside read().
+
+The compiled core's reader, once waits have found the pipe empty (a request/reply peer,
+a slow producer), waits for the next message in a blocking read() of a private second
+description of the FIFO instead of poll() then read() (docs/guide.md, "Performance
+notes").  What must still hold, each checked here in a child process whose main thread
+is seen asleep in that very system call: the message is delivered, Ctrl-C ends the
+wait, a signal handler that closes the Reader ends it with ClosedError, the descriptor
+shared with others stays non-blocking, and close() leaves no descriptor of the FIFO.
+The pure core waits in poll(); the same behaviour is checked on it.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc/PID/syscall"
+)
+
+_CHILD = """
+import importlib, os, signal, sys
+import fastfifo
+from fastfifo._endpoints import classes_for
+Writer, Reader = classes_for(importlib.import_module({core!r}))
+p = {path!r}
+ino = os.stat(p).st_ino
+
+def fifo_fds():
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.stat(f"/proc/self/fd/{{fd}}").st_ino == ino:
+                out.add(int(fd))
+        except OSError:
+            pass
+    return out
+
+r = Reader(p)
+w = Writer(p)
+w.put(b"first")
+assert r.get() == b"first"          # a read that emptied the pipe
+for _ in range(2):                  # two waits in which nothing came
+    try:
+        r.get(timeout=0.01)
+    except fastfifo.Empty:
+        pass
+"""
+
+_MODES = {
+    "a message comes": """
+print("READY", flush=True)
+got = r.get()
+print("GOT", got.decode(), os.get_blocking(r.fileno()), flush=True)
+""",
+    "ctrl-c": """
+print("READY", flush=True)
+r.get()
+""",
+    "a handler closes the reader": """
+mine = fifo_fds()
+signal.signal(signal.SIGUSR1, lambda *a: r.close())
+print("READY", flush=True)
+try:
+    r.get()
+except fastfifo.ClosedError as e:
+    w.close()
+    print("CLOSED", mine > fifo_fds() == set(), "closed" in str(e), flush=True)
+""",
+}
+
+
+def _syscall(pid: int) -> str | None:
+    """The number of the system call ``pid``'s main thread is in, while it sleeps."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] != "S":
+                return None
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0]
+    except OSError:
+        return None
+
+
+def _asleep_in(pid: int) -> str:
+    """The system call ``pid`` sleeps in (the same one twice, 20 ms apart)."""
+    deadline = time.monotonic() + 30
+    while True:
+        first = _syscall(pid)
+        time.sleep(0.02)
+        if first is not None and first == _syscall(pid):
+            return first
+        assert time.monotonic() < deadline, f"process {pid} never went to sleep"
+
+
+@pytest.fixture(scope="module")
+def read_nr() -> str:
+    """read()'s system call number on this machine: that of a cat waiting on its stdin."""
+    cat = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        return _asleep_in(cat.pid)
+    finally:
+        cat.kill()
+        cat.wait()
+
+
+@linux_only
+@pytest.mark.parametrize("mode", list(_MODES))
+def test_a_wait_for_ever_after_empty_waits(ff, fifo, read_nr, mode):
+    core = "fastfifo._core" if ff.name == "cython" else "fastfifo._core_py"
+    code = _CHILD.format(core=core, path=fifo) + textwrap.dedent(_MODES[mode])
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert select.select([p.stdout], [], [], 30)[0], "the child never got ready"
+        assert p.stdout.readline().strip() == "READY", p.stderr.read()
+        # The compiled core sleeps in read() itself; the pure one in poll().
+        assert (_asleep_in(p.pid) == read_nr) is (ff.name == "cython")
+        if mode == "a message comes":
+            with ff.Writer(fifo) as w:
+                w.put(b"second")
+        elif mode == "ctrl-c":
+            p.send_signal(signal.SIGINT)
+        else:
+            p.send_signal(signal.SIGUSR1)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    if mode == "a message comes":
+        assert (p.returncode, out.split()) == (0, ["GOT", "second", "False"]), err
+    elif mode == "ctrl-c":
+        assert p.returncode != 0 and "KeyboardInterrupt" in err, err
+    else:
+        assert (p.returncode, out.split()) == (0, ["CLOSED", "True", "True"]), err
