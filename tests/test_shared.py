@@ -399,6 +399,32 @@ def test_shared_reader_with_an_unfinished_head_waits_and_then_reports(ff, fifo):
             r.get(timeout=5)
 
 
+def test_a_frame_whose_header_came_before_its_payload_goes_whole_to_one_reader(ff, fifo):
+    """A one-message claim peeks at the header only, then reads the frame it announces.
+    A foreign writer's frame in two writes (header and a little payload, then the rest)
+    still reaches exactly one of two shared readers, whole; the other takes nothing of it,
+    and the messages after it arrive as usual."""
+    from fastfifo._core_py import encode_header
+
+    frame = encode_header(0, 100) + bytes(range(100))
+    with ff.Reader(fifo, shared=True) as r1, ff.Reader(fifo, shared=True) as r2:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, frame[:18])
+        for r in (r1, r2, r1):
+            with pytest.raises(fastfifo.Empty):
+                r.get(timeout=0.05)
+        os.write(fd, frame[18:] + encode_header(0, 4) + b"next")
+        os.close(fd)
+        got = []
+        for r in (r2, r1, r2, r1):
+            try:
+                got.append(r.get(timeout=0.2))
+            except fastfifo.Empty:
+                pass
+        assert got == [bytes(range(100)), b"next"]
+        assert r1.skipped_bytes == r2.skipped_bytes == 0
+
+
 @pytest.mark.skipif(
     not sys.platform.startswith("linux"),
     reason="macOS's poll() never reports the last writer leaving, and shared readers wait "

@@ -75,6 +75,7 @@ cdef enum Claim:
     NOTHING = 0         # the pipe is empty (or the claim would block)
     CLAIM_EOF = -1      # empty, and every writer left
     HEAD_INCOMPLETE = -2    # the head of the pipe is not a whole message yet
+    PEEK_WIDER = -4     # _claim_one(): not a case for it; peek a window (_claim_tee)
 
 cdef enum:
     ABANDONED = -3      # _wait_data(): the writer of a half-received message died

@@ -145,6 +145,10 @@ cdef class Parser:
     @cython.locals(n=Py_ssize_t)
     cdef int report_unread(self) except -1
 
+    @cython.locals(length=Py_ssize_t)
+    cdef Py_ssize_t head_frame_size(self, const unsigned char *p, Py_ssize_t base,
+                                    Py_ssize_t n) noexcept
+
     @cython.locals(i=Py_ssize_t, count=Py_ssize_t, j=Py_ssize_t, nl=Py_ssize_t,
                    length=Py_ssize_t, kind=cython.int, in_msg=bint)
     cdef Py_ssize_t claim_size(self, const unsigned char *p, Py_ssize_t base,

@@ -571,6 +571,24 @@ class Parser:
 
     # ------------------------------------------------------------ shared readers' claims
 
+    def head_frame_size(self, p, base, n):
+        """For a claim of one message: the size of the frame whose ``n`` (= HEADER)
+        header bytes were peeked at ``p[base:]``, when that frame can be taken by one
+        read of exactly that many bytes; else 0 (then peek wider: ``claim_size``).
+
+        Only a whole message that a writer wrote in one atomic write (so all of it is in
+        the pipe once its header is) and that this reader keeps (not too large), with
+        nothing of a large message under way.
+        """
+        if n != HEADER or self.in_msg or self.framing != FRAMES or not header_valid(p, base):
+            return 0
+        if p[base + 1] & KIND_MASK != KIND_WHOLE:
+            return 0
+        length = header_length(p, base)
+        if length > self.maxmsg or HEADER + length > ATOMIC_MAX:
+            return 0
+        return HEADER + length
+
     def claim_size(self, p, base, n):
         """How many leading bytes of the peeked ``p[base:base + n]`` are whole messages
         for this claim to take (at most ``claim_max``, plus the fragments of a large
