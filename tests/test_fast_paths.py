@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -225,6 +227,67 @@ def test_with_another_writer_open_each_fragment_is_its_own_write(ff, fifo):
         w.put(big)
         assert _writes() - before == 17  # atomic writes of <= PIPE_BUF: none interleave
         assert _drain_whole(r, 1) == [big]
+
+
+@linux_only
+def test_a_writer_that_opens_during_a_burst_waits_until_it_is_over(ff, fifo):
+    """A burst holds the burst byte's lock from before it looks for other Writers until
+    its fragments are whole; a Writer that opens meanwhile was not seen, so it waits at
+    open (at most BURST_WAIT, or open_timeout) and writes nothing into the burst."""
+    from fastfifo._endpoints import BURST_WAIT
+    from fastfifo._py_clock import _ofd_lock
+
+    with ff.Reader(fifo) as r:
+        burst = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # a sole Writer, mid-burst
+        _ofd_lock(burst, fcntl.F_WRLCK, 1)
+        opened: list = []
+        t = threading.Thread(target=lambda: opened.append(ff.Writer(fifo, open_timeout=30)))
+        t.start()
+        t.join(BURST_WAIT / 4)
+        assert t.is_alive() and not opened  # still waiting: the burst is not over
+        _ofd_lock(burst, fcntl.F_UNLCK, 1)
+        t.join(30)
+        with opened[0] as w:
+            w.put(b"after")
+        # A burst that does not end (its writer stopped) delays an open, never blocks it.
+        _ofd_lock(burst, fcntl.F_WRLCK, 1)
+        t0 = time.monotonic()
+        with ff.Writer(fifo) as w:
+            assert BURST_WAIT <= time.monotonic() - t0 < BURST_WAIT + 5
+            w.put(b"later")
+        os.close(burst)
+        assert _drain_whole(r, 2) == [b"after", b"later"]
+
+
+@linux_only
+def test_a_sole_writer_does_not_burst_while_another_holds_the_burst_byte(ff, fifo):
+    """Another Writer taking the burst byte (opening, or bursting itself) makes a sole
+    Writer send fragments one atomic write each, as when it is not alone."""
+    from fastfifo._py_clock import _ofd_lock
+
+    big = b"B" * 65536
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+        other = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        _ofd_lock(other, fcntl.F_WRLCK, 1)
+        before = _writes()
+        w.put(big)
+        assert _writes() - before == 17
+        os.close(other)
+        assert _drain_whole(r, 1) == [big]
+
+
+@linux_only
+def test_a_named_queue_is_seen_by_a_writer_of_its_fifo(fifo):
+    """A named Queue's puts could land inside a burst it did not see: it holds a
+    presence lock, so a Writer of the same FIFO never bursts while it is open."""
+    big = b"Q" * 65536
+    q = fastfifo.Queue(fifo, raw=True)
+    with fastfifo.Writer(fifo) as w:
+        before = _writes()
+        w.put(big)
+        assert _writes() - before == 17
+    assert q.get(timeout=5) == big
+    q.close()
 
 
 @pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared"])

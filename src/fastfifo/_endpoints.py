@@ -155,6 +155,44 @@ def _take_presence(fd: int) -> bool:
             continue
 
 
+#: The byte whose lock a sole Writer holds through each burst (``WriterCore._burst``).
+BURST_BYTE = 1
+
+#: How long a Writer that opens waits for another Writer's burst to end (seconds).
+BURST_WAIT = 1.0
+
+
+def _wait_out_bursts(fd: int, path: str, open_timeout: float | None) -> None:
+    """After taking this Writer's presence: wait until no other Writer is in a burst.
+
+    A Writer that saw no other one sends a large message's fragments in one writev(),
+    holding the burst byte's lock from before it looks for other Writers until the
+    fragments are whole.  A Writer that opened after that look is not seen, and its
+    small messages could land inside a fragment the burst has to finish in a second
+    write (only when the pipe filled meanwhile); so it sends nothing until that burst
+    is over.  Taking and releasing the burst byte's lock here waits for it: every later
+    burst sees this Writer's presence and sends fragments one atomic write at a time.
+    A burst lasts microseconds (or until its reader frees 4 KiB): this waits at most
+    BURST_WAIT seconds (and ``open_timeout``), so a burster that is stopped (SIGSTOP) or
+    whose reader stopped reading never keeps other Writers from opening; the guide's
+    "Large messages" says what is then left to chance.
+    """
+    wait = check_timeout(open_timeout, "open_timeout", path)
+    deadline = time.monotonic() + (BURST_WAIT if wait is None else min(wait, BURST_WAIT))
+    backoff = Backoff(25e-6, 0.002)
+    while True:
+        try:
+            _ofd_lock(fd, fcntl.F_WRLCK, BURST_BYTE)
+        except (BlockingIOError, PermissionError):
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            time.sleep(backoff.next(deadline - now))
+            continue
+        _ofd_lock(fd, fcntl.F_UNLCK, BURST_BYTE)
+        return
+
+
 def _name_the_fifo(exc: BaseException, path: str) -> None:
     """Make an OSError raised after the FIFO opened (wake-up pipe, peek pipe, lock files)
     say which FIFO it was opening, and what to do when descriptors ran out."""
@@ -260,6 +298,8 @@ class Writer(_CoreWriter):
             self.pipe_size = set_pipe_size(fd, pipe_size)
             lock_fd, ofd = _writer_lock(p, fd)
             present = LOCKS_ON_FIFOS and _take_presence(fd)
+            if present:
+                _wait_out_bursts(fd, p, open_timeout)
             self._configure(
                 fd,
                 p,

@@ -3,6 +3,7 @@ shared (``_parse.py``, ``_errors.py``)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -12,7 +13,14 @@ from typing import Any
 from . import _errors as texts
 from ._errors import Full, not_bytes_error
 from ._open import PAGE, bytes_waiting, pipe_capacity
-from ._py_clock import _guarded_write, _ofd_held, _to_deadline, parse, sigpipe_may_kill
+from ._py_clock import (
+    _guarded_write,
+    _ofd_held,
+    _ofd_lock,
+    _to_deadline,
+    parse,
+    sigpipe_may_kill,
+)
 from ._py_endpoint import _Endpoint
 
 HEADER, FRAMES, LINES = parse.HEADER, parse.FRAMES, parse.LINES
@@ -103,8 +111,12 @@ class WriterCore(_Endpoint):
         try:
             off = 0
             while True:
-                if self._present and not _ofd_held(self._fd, 2, 0):
-                    off = self._burst(data, off)  # the only Writer open: see the Cython core
+                if self._present and self._burst_byte(True):
+                    try:  # (the burst byte, then the look for others: see the Cython core)
+                        if not _ofd_held(self._fd, 2, 0):
+                            off = self._burst(data, off)  # the only Writer open
+                    finally:
+                        self._burst_byte(False)
                     if off == n:
                         return
                 if not self._write(self._fragment(data, off), deadline):
@@ -114,6 +126,14 @@ class WriterCore(_Endpoint):
                     return
         finally:
             self._unlock(self._lock_fd, self._lock_ofd)
+
+    def _burst_byte(self, take: bool) -> bool:
+        """Take (whether it was free) or release the lock a burst holds (``BURST_BYTE``)."""
+        try:
+            _ofd_lock(self._fd, fcntl.F_WRLCK if take else fcntl.F_UNLCK, 1)
+        except (BlockingIOError, PermissionError):
+            return False
+        return True
 
     def _chunk(self, n: int, off: int) -> int:
         return int(min(n - off, self._atomic - (2 * HEADER if off == 0 else HEADER)))

@@ -40,7 +40,13 @@ from multiprocessing import util as _mp_util
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from ._endpoints import _name_the_fifo, lent_reader, lent_writer
+from ._endpoints import (
+    _name_the_fifo,
+    _take_presence,
+    _wait_out_bursts,
+    lent_reader,
+    lent_writer,
+)
 from ._errors import ClosedError, Empty, Full
 from ._open import (
     LOCKS_ON_FIFOS,
@@ -216,6 +222,12 @@ class _Channel:
             self.writer = lent_writer(
                 core, fd, self.label, max_message_size=opts.max_message_size, wake_fd=self.peek_w
             )
+            if LOCKS_ON_FIFOS and opts.path is not None:
+                # A named queue's FIFO may have fastfifo.Writers too: be seen by them, so
+                # that none sends a large message in one burst that a put of ours could
+                # land inside (see _endpoints._wait_out_bursts).
+                _take_presence(fd)
+                _wait_out_bursts(fd, self.label, None)
         except BaseException:
             for x in {self.peek_r, self.peek_w, self.rlock_fd, self.wlock_fd} - {fd, -1}:
                 os.close(x)

@@ -121,8 +121,15 @@ cdef class WriterCore(_Endpoint):
             raise texts.large_lock_held(self.path, timeout)
         try:
             while True:
-                if self.present and px.fastfifo_ofd_held_at(self.fd, 2, 0) == 0:
-                    off = self._burst(p, n, off)  # the only Writer open: see _burst
+                # The burst byte first, then the look for other Writers: a Writer that
+                # opens after the look waits at open until the burst is over
+                # (_endpoints._wait_out_bursts), so none writes into a burst it missed.
+                if self.present and px.fastfifo_ofd_lock_at(self.fd, px.F_WRLCK, 1) == 0:
+                    try:
+                        if px.fastfifo_ofd_held_at(self.fd, 2, 0) == 0:
+                            off = self._burst(p, n, off)  # the only Writer open: see _burst
+                    finally:
+                        px.fastfifo_ofd_lock_at(self.fd, px.F_UNLCK, 1)
                     if off == n:
                         return 1
                 chunk = min(n - off, self.atomic - (2 * HEADER if off == 0 else HEADER))
