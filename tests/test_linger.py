@@ -149,6 +149,24 @@ def test_a_bad_linger_is_refused_before_opening(ff, fifo, bad):
     assert fifo in str(info.value) and "linger" in str(info.value)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), -1, -0.5, "soon", [1]])
+def test_a_bad_linger_attribute_is_refused_like_the_argument(ff, fifo, bad):
+    # "The linger attribute may be changed before close()": by the same rules, or a NaN
+    # set here would make close() wait for ever and -1 would time out "after -1 s".
+    with ff.Reader(fifo, stop_at_eof=True) as idle:  # holds the FIFO, never reads
+        w = ff.Writer(fifo, linger=0.05)
+        w.put(b"m")
+        with pytest.raises((ValueError, TypeError)) as info:
+            w.linger = bad
+        assert fifo in str(info.value) and "linger" in str(info.value)
+        assert w.linger == 0.05  # unchanged
+        w.linger = float("inf")  # the constructor's rules: inf means no limit
+        assert w.linger is None
+        w.linger = 0
+        w.close()  # at once: the message stays for the reader
+        assert idle.get(timeout=5) == b"m"
+
+
 @pytest.mark.parametrize("forever", [None, float("inf")])
 def test_linger_without_a_limit(ff, fifo, forever):
     with ff.Reader(fifo) as r:
