@@ -20,6 +20,7 @@ import weakref
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from ._errors import linger_timeout
 from ._open import (
     DEFAULT_PIPE_SIZE,
     LOCKS_ON_FIFOS,
@@ -340,14 +341,8 @@ class Writer(_CoreWriter):
             if self.closed or left == 0:
                 return
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                raise TimeoutError(
-                    errno.ETIMEDOUT,
-                    f"{left} bytes were still in the pipe after lingering {limit:g} s "
-                    "for a reader to take them; they are lost unless another process "
-                    "has the FIFO open",
-                    self.path,
-                )
+            if limit is not None and deadline is not None and now >= deadline:
+                raise linger_timeout(self.path, left, limit)
             # Event.wait ends early on close() from another thread; Ctrl-C interrupts it.
             stop.wait(backoff.next(None if deadline is None else deadline - now))
 

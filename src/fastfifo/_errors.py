@@ -181,6 +181,16 @@ def broken_pipe(path: object) -> BrokenPipeError:
     )
 
 
+def linger_timeout(path: object, left: int, limit: float) -> TimeoutError:
+    """A lingering close() (``Writer(linger=)``, ``aio.Writer.aclose()``) that ran out."""
+    return TimeoutError(
+        110,  # ETIMEDOUT
+        f"{left} bytes were still in the pipe after lingering {limit:g} s for a reader to "
+        "take them; they are lost unless another process has the FIFO open",
+        path,
+    )
+
+
 def short_write(path: object, done: int, n: int) -> OSError:
     return OSError(0, f"short write of {done} of {n} bytes", path)
 
