@@ -645,6 +645,16 @@ def test_bench_compares_each_row_with_its_fair_baseline_and_flags_noise():
     assert "put / get (" not in noisy[0].replace("put_many / get_many", "")
 
 
+@pytest.mark.parametrize("size", ["0", "-3", "7"])
+def test_bench_size_too_small_is_a_usage_error(cli1, size):
+    # "2: usage error: a bad option or argument", refused before anything is measured.
+    r = cli1.run("bench", "--quiet", f"--size={size}")
+    assert r.returncode == 2
+    line = one_line_error(r, "bench")
+    assert "--size" in line and "at least 8" in line
+    assert r.stdout == b""
+
+
 def test_bench_plot(cli1, tmp_path):
     from fastfifo import _bench
 
