@@ -369,6 +369,22 @@ def test_send_to_a_reader_that_leaves_exits_1(cli1, fifo):
     assert "1 messages were sent" in err.decode() and len(err.splitlines()) == 1
 
 
+def test_send_cut_by_a_leaving_reader_does_not_say_none_was_sent(cli, fifo):
+    # 300 messages of 4000 bytes: more than the pipe holds, so put_many is under way when
+    # the reader leaves with one of them. "0 messages were sent" would be false.
+    ff = endpoints(cli.backend)
+    r = ff.Reader(fifo, shared=True)  # takes only the message it returns
+    args = [b"%03d" % i + b"x" * 3997 for i in range(300)]
+    send = cli.start("send", fifo, *[a.decode() for a in args])
+    assert r.get(timeout=20) == args[0]
+    r.close()  # the only reader is gone, with the pipe full
+    _, err = send.communicate(timeout=30)
+    assert send.returncode == 1, err
+    line = err.decode()
+    assert len(err.splitlines()) == 1, err
+    assert "0 messages were sent before the last 300, some of which may have been" in line
+
+
 # ------------------------------------------------------------------ shell peers
 
 
@@ -513,6 +529,26 @@ def test_recv_says_what_was_lost_when_stdout_closes(cli1, fifo):
         _, err = recv.communicate(timeout=30)
     assert recv.returncode == 1
     assert "not printed" in err.decode() and len(err.splitlines()) == 1
+
+
+def test_recv_stdout_closed_with_more_read_is_still_one_line(cli, fifo):
+    # A plain recv reads ahead: when stdout closes, the bytes it read past the batch it
+    # could not print are lost too; the error line says so, and stays one line (exit 1).
+    ff = endpoints(cli.backend)
+    with ff.Reader(fifo, stop_at_eof=True), ff.Writer(fifo) as w:  # the holder never reads
+        w.put_many([b"m%04d" % i for i in range(5000)])  # 65,000 bytes: one read takes all
+        out_r, out_w = os.pipe()
+        os.close(out_r)  # stdout is closed before recv prints anything
+        try:
+            recv = cli.start("recv", fifo, stdout=out_w)
+        finally:
+            os.close(out_w)
+        _, err = recv.communicate(timeout=30)
+    assert recv.returncode == 1, err
+    line = err.decode()
+    assert len(err.splitlines()) == 1, err
+    assert "1000 messages taken from the FIFO were not printed" in line
+    assert "nor 52000 more bytes recv had read" in line  # the other 4000 messages
 
 
 # ------------------------------------------------------------------ stat

@@ -180,11 +180,17 @@ def run(args: argparse.Namespace) -> int:
                 output.write(msgs)
             except BrokenPipeError:
                 _stdout_gone()
+                # One line says all that is lost (exit 1 is one line on stderr): what the
+                # Reader read past these messages too, which its close() would report.
+                more = reader.buffered
+                losses.muted = True
                 say(
                     "recv",
                     "error",
                     f"standard output was closed; {len(msgs)} messages taken "
-                    "from the FIFO were not printed (they are lost)",
+                    "from the FIFO were not printed"
+                    + (f", nor {more} more bytes recv had read from it" if more else "")
+                    + " (they are lost)",
                 )
                 return EXIT_ERROR
             got += len(msgs)
@@ -209,8 +215,11 @@ def _short(args: argparse.Namespace, got: int, why: str) -> None:
 class _LossesOnStderr(logging.Handler):
     """Prints the ``fastfifo`` logger's loss reports as ``recv: warning: ...`` lines."""
 
+    muted = False  # set once an error line has said what is lost
+
     def emit(self, record: logging.LogRecord) -> None:
-        say("recv", "warning", record.getMessage())
+        if not self.muted:
+            say("recv", "warning", record.getMessage())
 
 
 def _stdout_gone() -> None:

@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
             open_timeout=args.open_timeout,
         )
     sent = 0
+    in_flight = 0  # messages of the put_many under way: an error may cut it anywhere
     ok = False
     try:
         if given:
@@ -180,7 +181,9 @@ def run(args: argparse.Namespace) -> int:
                 with waiting(
                     "send", f"{path}: the pipe is full; waiting for readers to take messages"
                 ):
+                    in_flight = len(batch)
                     writer.put_many(batch, timeout=args.timeout)
+                    in_flight = 0
             except fastfifo.Full as e:
                 sent += e.sent
                 raise CommandError(
@@ -191,9 +194,12 @@ def run(args: argparse.Namespace) -> int:
             sent += len(batch)
         ok = True
     except (BrokenPipeError, ValueError) as e:
-        raise CommandError(
-            EXIT_ERROR, f"{describe(e)} ({sent} messages were sent before this)"
-        ) from None
+        if in_flight:  # some of the batch may be in the pipe (or taken) already
+            count = f"{sent} messages were sent before the last {in_flight}, some of which "
+            count += "may have been sent too"
+        else:
+            count = f"{sent} messages were sent before this"
+        raise CommandError(EXIT_ERROR, f"{describe(e)} ({count})") from None
     finally:
         if not ok:  # failed or interrupted: close at once, nothing to linger for
             writer.linger = 0
