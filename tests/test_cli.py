@@ -518,6 +518,35 @@ def test_recv_interrupted(cli1, fifo, sig, status):
     assert b"Traceback" not in err
 
 
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_recv_interrupted_while_printing_says_what_is_lost_in_its_words(cli, fifo, sig, status):
+    # "when interrupted, what it had read but not printed is lost, and it says how many
+    # bytes": the batch being printed counts too, and the advice is recv's options.
+    ff = endpoints(cli.backend)
+    with ff.Reader(fifo, stop_at_eof=True), ff.Writer(fifo) as w:  # the holder never reads
+        w.put_many([b"m%04d" % i + b"." * 95 for i in range(2000)])  # 108 bytes each
+        out_r, out_w = os.pipe()
+        try:
+            recv = cli.start(
+                "recv", fifo, "--hex", stdout=out_w,
+                preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
+            )  # fmt: skip
+            os.close(out_w)
+            # A batch of 1000 is ~200 KB of hex: more than this read and the pipe's 64 KiB,
+            # so recv is inside printing it for as long as nobody reads more.
+            assert os.read(out_r, 65536)
+            recv.send_signal(sig)
+            _, err = recv.communicate(timeout=30)
+        finally:
+            os.close(out_r)
+    assert recv.returncode == status, err
+    text = err.decode()
+    assert len(err.splitlines()) == 1, text
+    assert "1000 messages taken from the FIFO were being printed" in text
+    assert "108000 more bytes recv had read from it were not printed" in text  # 1000 x 108
+    assert "--count N or --shared" in text and "shared=True" not in text
+
+
 def test_recv_says_what_was_lost_when_stdout_closes(cli1, fifo):
     ff = endpoints(cli1.backend)
     recv = cli1.start("recv", fifo)
