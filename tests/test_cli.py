@@ -810,6 +810,8 @@ def test_send_linger_bound_exits_3_saying_what_was_left(cli1, fifo):
         line = one_line_error(r, "send")
         assert "19 bytes were still in the pipe" in line and "--linger" in line
         assert "1 messages were sent" in line
+        # What to do, in the command's words (not the library's linger=None).
+        assert "a longer --linger" in line and "linger=" not in line and fifo in line
         assert idle.get(timeout=5) == b"left behind"  # sent, and alive while a reader is
 
 

@@ -73,6 +73,7 @@ def test_a_bounded_linger_raises_timeout_naming_the_path_and_the_bytes(ff, fifo)
         e = info.value
         assert e.errno == errno.ETIMEDOUT and e.filename == fifo
         assert "100 bytes were still in the pipe" in e.strerror
+        assert "keep a reader running, or linger longer" in e.strerror  # what to do
         assert idle.get(timeout=5) == b"x" * 92  # the reader still had the FIFO open
         w.close()  # idempotent, and no second error
 

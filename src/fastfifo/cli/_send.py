@@ -10,6 +10,7 @@ from typing import Any
 
 import fastfifo
 
+from .._errors import linger_left
 from ._codec import decode_input, encoding_of
 from ._common import (
     EXIT_ERROR,
@@ -218,7 +219,13 @@ def _close_lingering(writer: fastfifo.Writer, path: str, sent: int) -> int:
         ):
             writer.close()
     except TimeoutError as e:
+        left = getattr(e, "bytes_left", None)
+        if left is None:  # not the linger's (cannot happen today): the library's words
+            raise CommandError(EXIT_TIMEOUT, f"{describe(e)} ({sent} messages were sent)") from None
         raise CommandError(
-            EXIT_TIMEOUT, f"{describe(e)} ({sent} messages were sent; --linger bounds the wait)"
+            EXIT_TIMEOUT,
+            f"{path}: {linger_left(left, writer.linger or 0.0)} ({sent} messages were sent; "
+            "keep a reader running, or give a longer --linger, or none: send then waits "
+            "until the pipe is empty)",
         ) from None
     return EXIT_OK
