@@ -323,6 +323,54 @@ def test_write_backlog_and_drain_give_backpressure_in_order(ff, fifo, run):
     assert got == msgs
 
 
+# ---------------------------------------------------------------- linger (Writer(linger=))
+
+
+def test_aclose_lingers_in_the_loop_so_a_reader_in_the_loop_takes_the_rest(ff, fifo, run):
+    # A blocking linger inside aclose() would hold the loop, so the reader below (same
+    # loop) could never take the message: aclose() would time out with it in the pipe.
+    async def main():
+        r = aio.Reader(ff.Reader(fifo))
+        w = await aio.open_writer(fifo, linger=5.0)
+        await w.put(b"the last job")
+        closing = asyncio.create_task(w.aclose())
+        await _yield(5)
+        assert not closing.done() and not w.closed  # lingering, and the loop runs
+        assert await asyncio.wait_for(r.get(), 10) == b"the last job"
+        await asyncio.wait_for(closing, 10)  # the pipe is empty: no TimeoutError
+        assert w.closed
+        r.close()
+
+    run(main())
+
+
+def test_aclose_linger_that_runs_out_raises_timeout_naming_the_path(ff, fifo, run):
+    async def main():
+        with ff.Reader(fifo, stop_at_eof=True) as idle:  # holds the FIFO, never reads
+            w = aio.Writer(ff.Writer(fifo, linger=0.05))
+            await w.put(b"x" * 92)  # 100 bytes with the header
+            with pytest.raises(TimeoutError) as info:
+                await w.aclose()
+            assert w.closed  # closed all the same
+            assert info.value.filename == fifo
+            assert "100 bytes were still in the pipe" in info.value.strerror
+            assert idle.get(timeout=5) == b"x" * 92
+
+    run(main())
+
+
+def test_close_does_not_linger(ff, fifo, run):
+    # "close() closes at once": lingering there would block the loop.
+    async def main():
+        with ff.Reader(fifo, stop_at_eof=True) as idle:  # holds the FIFO, reads after
+            w = aio.Writer(ff.Writer(fifo, linger=5.0))
+            await w.put(b"stays")
+            w.close()  # no TimeoutError: it did not wait for the pipe to empty
+            assert w.closed and idle.get(timeout=5) == b"stays"
+
+    run(main())
+
+
 def test_cancelled_put_waiting_for_room_is_not_sent(ff, fifo, run):
     async def main():
         r = aio.Reader(ff.Reader(fifo, pipe_size=65536))

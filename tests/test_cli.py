@@ -369,6 +369,22 @@ def test_send_to_a_reader_that_leaves_exits_1(cli1, fifo):
     assert "1 messages were sent" in err.decode() and len(err.splitlines()) == 1
 
 
+def test_send_cut_by_a_leaving_reader_does_not_say_none_was_sent(cli, fifo):
+    # 300 messages of 4000 bytes: more than the pipe holds, so put_many is under way when
+    # the reader leaves with one of them. "0 messages were sent" would be false.
+    ff = endpoints(cli.backend)
+    r = ff.Reader(fifo, shared=True)  # takes only the message it returns
+    args = [b"%03d" % i + b"x" * 3997 for i in range(300)]
+    send = cli.start("send", fifo, *[a.decode() for a in args])
+    assert r.get(timeout=20) == args[0]
+    r.close()  # the only reader is gone, with the pipe full
+    _, err = send.communicate(timeout=30)
+    assert send.returncode == 1, err
+    line = err.decode()
+    assert len(err.splitlines()) == 1, err
+    assert "0 messages were sent before the last 300, some of which may have been" in line
+
+
 # ------------------------------------------------------------------ shell peers
 
 
@@ -502,6 +518,35 @@ def test_recv_interrupted(cli1, fifo, sig, status):
     assert b"Traceback" not in err
 
 
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_recv_interrupted_while_printing_says_what_is_lost_in_its_words(cli, fifo, sig, status):
+    # "when interrupted, what it had read but not printed is lost, and it says how many
+    # bytes": the batch being printed counts too, and the advice is recv's options.
+    ff = endpoints(cli.backend)
+    with ff.Reader(fifo, stop_at_eof=True), ff.Writer(fifo) as w:  # the holder never reads
+        w.put_many([b"m%04d" % i + b"." * 95 for i in range(2000)])  # 108 bytes each
+        out_r, out_w = os.pipe()
+        try:
+            recv = cli.start(
+                "recv", fifo, "--hex", stdout=out_w,
+                preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
+            )  # fmt: skip
+            os.close(out_w)
+            # A batch of 1000 is ~200 KB of hex: more than this read and the pipe's 64 KiB,
+            # so recv is inside printing it for as long as nobody reads more.
+            assert os.read(out_r, 65536)
+            recv.send_signal(sig)
+            _, err = recv.communicate(timeout=30)
+        finally:
+            os.close(out_r)
+    assert recv.returncode == status, err
+    text = err.decode()
+    assert len(err.splitlines()) == 1, text
+    assert "1000 messages taken from the FIFO were being printed" in text
+    assert "108000 more bytes recv had read from it were not printed" in text  # 1000 x 108
+    assert "--count N or --shared" in text and "shared=True" not in text
+
+
 def test_recv_says_what_was_lost_when_stdout_closes(cli1, fifo):
     ff = endpoints(cli1.backend)
     recv = cli1.start("recv", fifo)
@@ -513,6 +558,26 @@ def test_recv_says_what_was_lost_when_stdout_closes(cli1, fifo):
         _, err = recv.communicate(timeout=30)
     assert recv.returncode == 1
     assert "not printed" in err.decode() and len(err.splitlines()) == 1
+
+
+def test_recv_stdout_closed_with_more_read_is_still_one_line(cli, fifo):
+    # A plain recv reads ahead: when stdout closes, the bytes it read past the batch it
+    # could not print are lost too; the error line says so, and stays one line (exit 1).
+    ff = endpoints(cli.backend)
+    with ff.Reader(fifo, stop_at_eof=True), ff.Writer(fifo) as w:  # the holder never reads
+        w.put_many([b"m%04d" % i for i in range(5000)])  # 65,000 bytes: one read takes all
+        out_r, out_w = os.pipe()
+        os.close(out_r)  # stdout is closed before recv prints anything
+        try:
+            recv = cli.start("recv", fifo, stdout=out_w)
+        finally:
+            os.close(out_w)
+        _, err = recv.communicate(timeout=30)
+    assert recv.returncode == 1, err
+    line = err.decode()
+    assert len(err.splitlines()) == 1, err
+    assert "1000 messages taken from the FIFO were not printed" in line
+    assert "nor 52000 more bytes recv had read" in line  # the other 4000 messages
 
 
 # ------------------------------------------------------------------ stat
@@ -645,6 +710,16 @@ def test_bench_compares_each_row_with_its_fair_baseline_and_flags_noise():
     assert "put / get (" not in noisy[0].replace("put_many / get_many", "")
 
 
+@pytest.mark.parametrize("size", ["0", "-3", "7"])
+def test_bench_size_too_small_is_a_usage_error(cli1, size):
+    # "2: usage error: a bad option or argument", refused before anything is measured.
+    r = cli1.run("bench", "--quiet", f"--size={size}")
+    assert r.returncode == 2
+    line = one_line_error(r, "bench")
+    assert "--size" in line and "at least 8" in line
+    assert r.stdout == b""
+
+
 def test_bench_plot(cli1, tmp_path):
     from fastfifo import _bench
 
@@ -735,6 +810,8 @@ def test_send_linger_bound_exits_3_saying_what_was_left(cli1, fifo):
         line = one_line_error(r, "send")
         assert "19 bytes were still in the pipe" in line and "--linger" in line
         assert "1 messages were sent" in line
+        # What to do, in the command's words (not the library's linger=None).
+        assert "a longer --linger" in line and "linger=" not in line and fifo in line
         assert idle.get(timeout=5) == b"left behind"  # sent, and alive while a reader is
 
 

@@ -73,6 +73,7 @@ def test_a_bounded_linger_raises_timeout_naming_the_path_and_the_bytes(ff, fifo)
         e = info.value
         assert e.errno == errno.ETIMEDOUT and e.filename == fifo
         assert "100 bytes were still in the pipe" in e.strerror
+        assert "keep a reader running, or linger longer" in e.strerror  # what to do
         assert idle.get(timeout=5) == b"x" * 92  # the reader still had the FIFO open
         w.close()  # idempotent, and no second error
 
@@ -147,6 +148,24 @@ def test_a_bad_linger_is_refused_before_opening(ff, fifo, bad):
     with pytest.raises((ValueError, TypeError)) as info:
         ff.Writer(fifo, linger=bad)
     assert fifo in str(info.value) and "linger" in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1, -0.5, "soon", [1]])
+def test_a_bad_linger_attribute_is_refused_like_the_argument(ff, fifo, bad):
+    # "The linger attribute may be changed before close()": by the same rules, or a NaN
+    # set here would make close() wait for ever and -1 would time out "after -1 s".
+    with ff.Reader(fifo, stop_at_eof=True) as idle:  # holds the FIFO, never reads
+        w = ff.Writer(fifo, linger=0.05)
+        w.put(b"m")
+        with pytest.raises((ValueError, TypeError)) as info:
+            w.linger = bad
+        assert fifo in str(info.value) and "linger" in str(info.value)
+        assert w.linger == 0.05  # unchanged
+        w.linger = float("inf")  # the constructor's rules: inf means no limit
+        assert w.linger is None
+        w.linger = 0
+        w.close()  # at once: the message stays for the reader
+        assert idle.get(timeout=5) == b"m"
 
 
 @pytest.mark.parametrize("forever", [None, float("inf")])

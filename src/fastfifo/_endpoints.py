@@ -20,6 +20,7 @@ import weakref
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from ._errors import linger_timeout
 from ._open import (
     DEFAULT_PIPE_SIZE,
     LOCKS_ON_FIFOS,
@@ -271,9 +272,7 @@ class Writer(_CoreWriter):
     max_message_size: int
     buffered: bool
     pipe_size: int  # the capacity the kernel gave
-    #: Seconds ``close()`` waits for the pipe to empty (None: no limit); may be changed
-    #: before ``close()``.
-    linger: float | None = 0.0
+    _linger_limit: float | None = 0.0
     _linger_stop: threading.Event | None = None  # set while close() lingers
 
     def __init__(
@@ -290,7 +289,7 @@ class Writer(_CoreWriter):
         linger: float | None = 0.0,
     ) -> None:
         super().__init__()
-        linger = _check_linger(path, linger)
+        linger = _check_linger(path, linger)  # before opening: a bad one waits for nothing
         p, code, maxmsg = _prepare(path, framing, max_message_size, pipe_size, create)
         fd = open_writer_fd(p, open_timeout, strict_permissions=strict_permissions)
         lock_fd = -1
@@ -322,8 +321,19 @@ class Writer(_CoreWriter):
         self.framing = framing
         self.max_message_size = max_message_size
         self.buffered = buffered
-        self.linger = linger
+        self._linger_limit = linger
         _live_writers.add(self)
+
+    @property
+    def linger(self) -> float | None:
+        """Seconds ``close()`` waits for the pipe to empty (None: no limit); may be changed
+        before ``close()``, with the constructor's checks (NaN, a negative number or a
+        non-number is refused; ``inf`` means None)."""
+        return self._linger_limit
+
+    @linger.setter
+    def linger(self, value: float | None) -> None:
+        self._linger_limit = _check_linger(self.path, value)
 
     def close(self) -> None:
         """Flush buffered messages, linger if asked (``linger=``), then close; idempotent.
@@ -371,14 +381,8 @@ class Writer(_CoreWriter):
             if self.closed or left == 0:
                 return
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                raise TimeoutError(
-                    errno.ETIMEDOUT,
-                    f"{left} bytes were still in the pipe after lingering {limit:g} s "
-                    "for a reader to take them; they are lost unless another process "
-                    "has the FIFO open",
-                    self.path,
-                )
+            if limit is not None and deadline is not None and now >= deadline:
+                raise linger_timeout(self.path, left, limit)
             # Event.wait ends early on close() from another thread; Ctrl-C interrupts it.
             stop.wait(backoff.next(None if deadline is None else deadline - now))
 

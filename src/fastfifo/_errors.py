@@ -181,6 +181,27 @@ def broken_pipe(path: object) -> BrokenPipeError:
     )
 
 
+def linger_left(left: int, limit: float) -> str:
+    """What a linger that ran out left behind (the CLI adds its own advice to it)."""
+    return (
+        f"{left} bytes were still in the pipe after lingering {limit:g} s for a reader to "
+        "take them; they are lost unless another process has the FIFO open"
+    )
+
+
+def linger_timeout(path: object, left: int, limit: float) -> TimeoutError:
+    """A lingering close() (``Writer(linger=)``, ``aio.Writer.aclose()``) that ran out;
+    ``bytes_left`` is the count."""
+    e = TimeoutError(
+        110,  # ETIMEDOUT
+        f"{linger_left(left, limit)} (keep a reader running, or linger longer: "
+        "linger=None waits until the pipe is empty)",
+        path,
+    )
+    e.bytes_left = left  # type: ignore[attr-defined]
+    return e
+
+
 def short_write(path: object, done: int, n: int) -> OSError:
     return OSError(0, f"short write of {done} of {n} bytes", path)
 

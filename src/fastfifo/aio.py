@@ -45,10 +45,11 @@ from ._errors import (
     Empty,
     Full,
     MessageTooLargeError,
+    linger_timeout,
     not_bytes_error,
     report_loss,
 )
-from ._open import Backoff, check_timeout, room_for
+from ._open import Backoff, bytes_waiting, check_timeout, room_for
 
 __all__ = ["Queue", "Reader", "Writer", "open_writer"]
 
@@ -488,22 +489,48 @@ class Writer(_Endpoint):
     # ------------------------------------------------------------ closing
 
     def close(self) -> None:
-        """Close now.  Messages still in the backlog are not sent (their ``put`` raises
-        ``ClosedError``); a large message in flight is cut (readers drop it and log
-        it).  ``await aclose()`` sends everything first."""
+        """Close now, without lingering (that would block the loop).  Messages still in
+        the backlog are not sent (their ``put`` raises ``ClosedError``); a large message
+        in flight is cut (readers drop it and log it).  ``await aclose()`` sends
+        everything first, and lingers."""
         self._disarm()
+        if not self._sync.closed:
+            self._sync.linger = 0
         self._sync.close()
         if self._error is None:
             self._error = ClosedError(f"Writer for {self.path!r} is closed")
         self._fail_pending(self._error)
 
     async def aclose(self) -> None:
-        """Send the backlog, then close."""
+        """Send the backlog, linger if the Writer was opened with ``linger`` (waiting in
+        the loop, so that readers in this loop can take what is left), then close.
+
+        A linger that runs out raises ``TimeoutError`` (closed all the same), as
+        ``fastfifo.Writer.close()`` does.
+        """
         try:
             if not self.closed and self._error is None:
                 await self.flush()
+                await self._linger()
         finally:
             self.close()
+
+    async def _linger(self) -> None:
+        """``fastfifo.Writer``'s linger, polled with ``asyncio.sleep`` instead of blocking."""
+        limit = self._sync.linger
+        if limit == 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = None if limit is None else loop.time() + limit
+        backoff = Backoff(0.001, 0.05)  # no event says "the pipe is empty": poll it
+        while not self._sync.closed:  # close() from another task ends the wait
+            left = bytes_waiting(self._sync.fileno())
+            if left == 0:
+                return
+            now = loop.time()
+            if limit is not None and deadline is not None and now >= deadline:
+                raise linger_timeout(self.path, left, limit)
+            await asyncio.sleep(backoff.next(None if deadline is None else deadline - now))
 
     async def __aenter__(self) -> Writer:
         return self

@@ -27,7 +27,7 @@ def add_parser(sub: Any) -> None:
         + SEE_EXIT_STATUS,
     )
     b.add_argument("--count", type=positive_int, default=200_000, help="messages per run (200000)")
-    b.add_argument("--size", type=int, default=64, help="message size in bytes (64)")
+    b.add_argument("--size", type=message_size, default=64, help="message size in bytes (64)")
     b.add_argument(
         "--repeat", type=positive_int, default=3, help="runs per row; the median is shown (3)"
     )
@@ -39,6 +39,21 @@ def add_parser(sub: Any) -> None:
     )
     b.add_argument("--quiet", action="store_true", help="no progress display on stderr")
     b.set_defaults(func=run)
+
+
+def message_size(text: str) -> int:
+    """--size: a usage error (exit 2) below the 8 bytes of each message's sequence
+    number (``_bench._SEQ``, not imported here: the parser is built for every command)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}") from None
+    if value < 8:
+        raise argparse.ArgumentTypeError(
+            f"must be at least 8 bytes (each message carries an 8-byte sequence number), "
+            f"not {value}"
+        )
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

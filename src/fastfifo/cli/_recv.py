@@ -19,6 +19,7 @@ from ._common import (
     EXIT_TIMEOUT,
     FORMATTER,
     SEE_EXIT_STATUS,
+    Terminated,
     add_encoding_options,
     add_endpoint_options,
     describe,
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     logger = logging.getLogger("fastfifo")
     logger.addHandler(losses)
     propagate, logger.propagate = logger.propagate, False
+    printing = 0  # messages taken from the FIFO whose printing is under way
     try:
         while args.count is None or got < args.count:
             want = 1 if args.shared else 1000
@@ -176,23 +178,52 @@ def run(args: argparse.Namespace) -> int:
             except (fastfifo.CorruptStreamError, fastfifo.MessageTooLargeError) as e:
                 say("recv", "warning", describe(e))
                 continue
+            printing = len(msgs)
             try:
                 output.write(msgs)
             except BrokenPipeError:
                 _stdout_gone()
+                # One line says all that is lost (exit 1 is one line on stderr): what the
+                # Reader read past these messages too, which its close() would report.
+                more = reader.buffered
+                losses.muted = True
                 say(
                     "recv",
                     "error",
                     f"standard output was closed; {len(msgs)} messages taken "
-                    "from the FIFO were not printed (they are lost)",
+                    "from the FIFO were not printed"
+                    + (f", nor {more} more bytes recv had read from it" if more else "")
+                    + " (they are lost)",
                 )
                 return EXIT_ERROR
+            printing = 0
             got += len(msgs)
+    except (KeyboardInterrupt, Terminated):
+        _interrupted(path, printing, reader.buffered, losses)
+        raise
     finally:
         reader.close()  # (bytes read and not printed are reported through ``losses``)
         logger.removeHandler(losses)
         logger.propagate = propagate
     return status
+
+
+def _interrupted(path: str, printing: int, more: int, losses: _LossesOnStderr) -> None:
+    """Ctrl-C or SIGTERM: say in recv's words (one line) what was taken and not printed."""
+    lost = []
+    if printing:
+        lost.append(f"{printing} messages taken from the FIFO were being printed (the last "
+                    "ones may be missing or cut short)")  # fmt: skip
+    if more:
+        lost.append(f"{more} more bytes recv had read from it were not printed")
+    if lost:
+        losses.muted = True  # this line says it; the Reader's close() would say it again
+        say(
+            "recv",
+            "warning",
+            f"{path}: interrupted: {'; '.join(lost)}; they are lost (with --count N or "
+            "--shared, recv takes from the FIFO only what it prints)",
+        )
 
 
 def _short(args: argparse.Namespace, got: int, why: str) -> None:
@@ -209,8 +240,11 @@ def _short(args: argparse.Namespace, got: int, why: str) -> None:
 class _LossesOnStderr(logging.Handler):
     """Prints the ``fastfifo`` logger's loss reports as ``recv: warning: ...`` lines."""
 
+    muted = False  # set once an error line has said what is lost
+
     def emit(self, record: logging.LogRecord) -> None:
-        say("recv", "warning", record.getMessage())
+        if not self.muted:
+            say("recv", "warning", record.getMessage())
 
 
 def _stdout_gone() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import fastfifo
 
+from .._errors import linger_left
 from ._codec import decode_input, encoding_of
 from ._common import (
     EXIT_ERROR,
@@ -160,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             open_timeout=args.open_timeout,
         )
     sent = 0
+    in_flight = 0  # messages of the put_many under way: an error may cut it anywhere
     ok = False
     try:
         if given:
@@ -180,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
                 with waiting(
                     "send", f"{path}: the pipe is full; waiting for readers to take messages"
                 ):
+                    in_flight = len(batch)
                     writer.put_many(batch, timeout=args.timeout)
+                    in_flight = 0
             except fastfifo.Full as e:
                 sent += e.sent
                 raise CommandError(
@@ -191,9 +195,12 @@ def run(args: argparse.Namespace) -> int:
             sent += len(batch)
         ok = True
     except (BrokenPipeError, ValueError) as e:
-        raise CommandError(
-            EXIT_ERROR, f"{describe(e)} ({sent} messages were sent before this)"
-        ) from None
+        if in_flight:  # some of the batch may be in the pipe (or taken) already
+            count = f"{sent} messages were sent before the last {in_flight}, some of which "
+            count += "may have been sent too"
+        else:
+            count = f"{sent} messages were sent before this"
+        raise CommandError(EXIT_ERROR, f"{describe(e)} ({count})") from None
     finally:
         if not ok:  # failed or interrupted: close at once, nothing to linger for
             writer.linger = 0
@@ -212,7 +219,13 @@ def _close_lingering(writer: fastfifo.Writer, path: str, sent: int) -> int:
         ):
             writer.close()
     except TimeoutError as e:
+        left = getattr(e, "bytes_left", None)
+        if left is None:  # not the linger's (cannot happen today): the library's words
+            raise CommandError(EXIT_TIMEOUT, f"{describe(e)} ({sent} messages were sent)") from None
         raise CommandError(
-            EXIT_TIMEOUT, f"{describe(e)} ({sent} messages were sent; --linger bounds the wait)"
+            EXIT_TIMEOUT,
+            f"{path}: {linger_left(left, writer.linger or 0.0)} ({sent} messages were sent; "
+            "keep a reader running, or give a longer --linger, or none: send then waits "
+            "until the pipe is empty)",
         ) from None
     return EXIT_OK
