@@ -7,6 +7,7 @@ names the FIFO path and says what to do.
 
 from __future__ import annotations
 
+import errno
 import queue
 
 # Where fastfifo reports data it had to drop (a large message cut short by its writer,
@@ -193,7 +194,7 @@ def linger_timeout(path: object, left: int, limit: float) -> TimeoutError:
     """A lingering close() (``Writer(linger=)``, ``aio.Writer.aclose()``) that ran out;
     ``bytes_left`` is the count."""
     e = TimeoutError(
-        110,  # ETIMEDOUT
+        errno.ETIMEDOUT,
         f"{linger_left(left, limit)} (keep a reader running, or linger longer: "
         "linger=None waits until the pipe is empty)",
         path,
