@@ -180,6 +180,36 @@ def test_close_then_put_and_get_raise_value_error(make_queue):
     q.close()  # idempotent
 
 
+def test_after_close_qsize_full_and_empty_raise_closed_error(ffq):
+    """multiprocessing.Queue still answers qsize()/full() after close() (its semaphore
+    lives on) and raises OSError from empty(); here every call but close() and
+    join_thread() raises ClosedError (a ValueError), as put and get do."""
+    q = ffq(maxsize=3)
+    q.put(1)
+    q.close()
+    for call in (q.qsize, q.full, q.empty):
+        with pytest.raises(fastfifo.ClosedError, match="is closed"):
+            call()
+    q.join_thread()
+
+
+def test_full_says_whether_the_put_waited(ffq):
+    q = ffq(maxsize=1)
+    q.put(1)
+    with pytest.raises(
+        fastfifo.Full,
+        match=r"is full \(maxsize=1 objects\) and this put "
+        r"does not wait; nothing was put",
+    ):
+        q.put_nowait(2)
+    with pytest.raises(fastfifo.Full, match=r"held maxsize=1 objects for 0.05 s"):
+        q.put(2, timeout=0.05)
+    with pytest.raises(fastfifo.Full, match=r"does not wait; 0 of 2 objects were put"):
+        q.put_many([2, 3], block=False)
+    q.close()
+    q.join_thread()
+
+
 def test_join_thread_is_only_for_a_closed_queue(make_queue):
     q = make_queue()
     q.put(1)

@@ -130,6 +130,14 @@ def deadline_for(label: str, block: bool, timeout: float | None) -> float | None
     return time.monotonic() + max(t, 0.0)
 
 
+def full_text(label: str, maxsize: int, timeout: object) -> str:
+    """What ``Full`` says: how long the queue held ``maxsize`` objects, or that the put
+    did not wait (``block=False``, ``put_nowait``, a timeout of 0 or less)."""
+    if isinstance(timeout, (int, float)) and timeout > 0:
+        return f"Queue {label!r} held maxsize={maxsize} objects for {timeout} s"
+    return f"Queue {label!r} is full (maxsize={maxsize} objects) and this put does not wait"
+
+
 def _ms(left: float | None) -> int | None:
     """poll()'s timeout in whole milliseconds, rounded up and at most a day (None: block)."""
     if left is None:
@@ -451,11 +459,7 @@ class _Channel:
                 return room
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise Full(
-                    f"Queue {self.label!r} held maxsize={maxsize} objects for {timeout} s; "
-                    "nothing was put",
-                    0,
-                )
+                raise Full(f"{full_text(self.label, maxsize, timeout)}; nothing was put", 0)
             self.sleep(backoff.next(left))
 
     def note_sizes(self, sizes: list[int]) -> None:

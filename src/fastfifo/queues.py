@@ -37,7 +37,15 @@ from ._backend import core as _default_core
 from ._errors import ClosedError, Full, MessageTooLargeError
 from ._forking import forking_dumps, forking_dumps_many
 from ._open import DEFAULT_PIPE_SIZE, bytes_waiting, mkfifo, open_fifo, set_pipe_size
-from ._queue_channel import Holder, _Channel, _Options, core_for, deadline_for, reopen
+from ._queue_channel import (
+    Holder,
+    _Channel,
+    _Options,
+    core_for,
+    deadline_for,
+    full_text,
+    reopen,
+)
 
 if TYPE_CHECKING:  # T defaults to Any (PEP 696): an unannotated Queue() is a Queue[Any]
     from typing_extensions import TypeVar
@@ -454,8 +462,8 @@ class Queue(Generic[T]):
                 room = chan.wait_room(self._maxsize, len(items) - sent, CAN_PEEK, deadline, timeout)
             except Full:
                 raise Full(
-                    f"Queue {self._label!r} held maxsize={self._maxsize} objects for "
-                    f"{timeout} s; {sent} of {len(items)} objects were put",
+                    f"{full_text(self._label, self._maxsize, timeout)}; "
+                    f"{sent} of {len(items)} objects were put",
                     sent,
                 ) from None
             if not CAN_PEEK:
