@@ -233,7 +233,7 @@ def test_with_another_writer_open_each_fragment_is_its_own_write(ff, fifo):
 def test_a_writer_that_opens_during_a_burst_waits_until_it_is_over(ff, fifo):
     """A burst holds the burst byte's lock from before it looks for other Writers until
     its fragments are whole; a Writer that opens meanwhile was not seen, so it waits at
-    open (at most BURST_WAIT, or open_timeout) and writes nothing into the burst."""
+    open (at most BURST_WAIT) and writes nothing into the burst."""
     from fastfifo._endpoints import BURST_WAIT
     from fastfifo._py_clock import _ofd_lock
 
@@ -257,6 +257,37 @@ def test_a_writer_that_opens_during_a_burst_waits_until_it_is_over(ff, fifo):
             w.put(b"later")
         os.close(burst)
         assert _drain_whole(r, 2) == [b"after", b"later"]
+
+
+@linux_only
+@pytest.mark.parametrize("how", ["open_timeout=0", "aio.Writer"])
+def test_a_writer_that_never_waits_for_a_reader_still_waits_out_a_burst(ff, fifo, how):
+    """open_timeout is how long to wait for a reader; a Writer opened with 0 (the default
+    of fastfifo.aio.Writer) writes at once, so it must wait out a burst it was too late
+    to be seen by as much as any other: it did not wait at all, and its messages could
+    land inside a fragment the burst was finishing."""
+    from fastfifo import aio
+    from fastfifo._endpoints import BURST_WAIT
+    from fastfifo._py_clock import _ofd_lock
+
+    def open_one():
+        return ff.Writer(fifo, open_timeout=0) if how == "open_timeout=0" else aio.Writer(fifo)
+
+    with ff.Reader(fifo) as r:
+        burst = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # a sole Writer, mid-burst
+        _ofd_lock(burst, fcntl.F_WRLCK, 1)
+        opened: list = []
+        t = threading.Thread(target=lambda: opened.append(open_one()))
+        t.start()
+        t.join(BURST_WAIT / 4)
+        assert t.is_alive() and not opened  # still waiting: the burst is not over
+        _ofd_lock(burst, fcntl.F_UNLCK, 1)
+        t.join(30)
+        w = opened[0]
+        (w if how == "open_timeout=0" else w.writer).put(b"after")
+        w.close()
+        os.close(burst)
+        assert _drain_whole(r, 1) == [b"after"]
 
 
 @linux_only

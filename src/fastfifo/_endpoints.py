@@ -163,7 +163,7 @@ BURST_BYTE = 1
 BURST_WAIT = 1.0
 
 
-def _wait_out_bursts(fd: int, path: str, open_timeout: float | None) -> None:
+def _wait_out_bursts(fd: int) -> None:
     """After taking this Writer's presence: wait until no other Writer is in a burst.
 
     A Writer that saw no other one sends a large message's fragments in one writev(),
@@ -174,12 +174,13 @@ def _wait_out_bursts(fd: int, path: str, open_timeout: float | None) -> None:
     is over.  Taking and releasing the burst byte's lock here waits for it: every later
     burst sees this Writer's presence and sends fragments one atomic write at a time.
     A burst lasts microseconds (or until its reader frees 4 KiB): this waits at most
-    BURST_WAIT seconds (and ``open_timeout``), so a burster that is stopped (SIGSTOP) or
-    whose reader stopped reading never keeps other Writers from opening; the guide's
-    "Large messages" says what is then left to chance.
+    BURST_WAIT seconds, so a burster that is stopped (SIGSTOP) or whose reader stopped
+    reading never keeps other Writers from opening; the guide's "Large messages" says
+    what is then left to chance.  ``open_timeout`` does not shorten it: that is how long
+    to wait for a *reader*, and a Writer opened with 0 (``fastfifo.aio.Writer``'s
+    default) writes at once, so it needs the wait as much as any.  Ctrl-C ends it.
     """
-    wait = check_timeout(open_timeout, "open_timeout", path)
-    deadline = time.monotonic() + (BURST_WAIT if wait is None else min(wait, BURST_WAIT))
+    deadline = time.monotonic() + BURST_WAIT
     backoff = Backoff(25e-6, 0.002)
     while True:
         try:
@@ -235,6 +236,8 @@ class Writer(_CoreWriter):
     open_timeout : float or None
         How long to wait for a reader to open the FIFO: None waits for ever
         (like ``echo > fifo``), 0 fails at once.  Raises ``TimeoutError``.
+        (Whatever it is, a Writer that opens during another's burst waits for
+        it to end: microseconds, at most 1 s; docs/guide.md, "Large messages".)
     max_message_size : int
         Largest message ``put`` accepts (default 64 MiB, as the Reader's).
         Messages above ``max_atomic_message`` go out as fragments under the
@@ -298,7 +301,7 @@ class Writer(_CoreWriter):
             lock_fd, ofd = _writer_lock(p, fd)
             present = LOCKS_ON_FIFOS and _take_presence(fd)
             if present:
-                _wait_out_bursts(fd, p, open_timeout)
+                _wait_out_bursts(fd)
             self._configure(
                 fd,
                 p,

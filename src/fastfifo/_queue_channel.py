@@ -235,7 +235,7 @@ class _Channel:
                 # that none sends a large message in one burst that a put of ours could
                 # land inside (see _endpoints._wait_out_bursts).
                 _take_presence(fd)
-                _wait_out_bursts(fd, self.label, None)
+                _wait_out_bursts(fd)
         except BaseException:
             for x in {self.peek_r, self.peek_w, self.rlock_fd, self.wlock_fd} - {fd, -1}:
                 os.close(x)

@@ -343,8 +343,10 @@ class Writer(_Endpoint):
     """Send whole messages into a FIFO from asyncio code.
 
     ``Writer(path, **options)`` opens a ``fastfifo.Writer`` (``open_timeout`` defaults
-    to 0 here, so it never blocks the loop: use ``await open_writer(...)`` to wait for
-    a reader); ``Writer(writer)`` wraps one you opened.
+    to 0 here, so it never blocks the loop waiting for a reader: use ``await
+    open_writer(...)`` to wait for one).  Like every Writer, it waits out another
+    Writer's burst at open (microseconds, at most 1 s; docs/guide.md, "Large
+    messages").  ``Writer(writer)`` wraps one you opened.
 
     Messages go into the pipe in the order they were given (``put``, ``put_many``
     and ``write`` share one ordered backlog).
