@@ -12,6 +12,7 @@ The pure core waits in poll(); the same behaviour is checked on it.
 
 from __future__ import annotations
 
+import os
 import select
 import signal
 import subprocess
@@ -142,3 +143,60 @@ def test_a_wait_for_ever_after_empty_waits(ff, fifo, read_nr, mode):
         assert p.returncode != 0 and "KeyboardInterrupt" in err, err
     else:
         assert (p.returncode, out.split()) == (0, ["CLOSED", "True", "True"]), err
+
+
+_FORKS = """
+pids = []
+def forks(*a):
+    pids.append(os.fork())
+    if pids[0]:
+        print("FORKED", pids[0], flush=True)
+signal.signal(signal.SIGUSR1, forks)
+print("READY", flush=True)
+try:
+    got = r.get()
+except fastfifo.ClosedError as e:  # the child the handler forked: its copy is closed
+    print("CHILD", "fork()" in str(e), flush=True)
+    os._exit(0)
+os.waitpid(pids[0], 0)
+print("PARENT", got.decode(), flush=True)
+"""
+
+
+@linux_only
+def test_a_handler_that_forks_leaves_the_child_with_closed_error(ff, fifo):
+    """A signal handler that forks (a supervisor replacing a worker, say) runs inside the
+    wait; the child returns from it into that same get(), with the Reader's descriptors
+    closed by the fork handler.  It must raise ClosedError at once: the compiled core's
+    poll() ignored the closed (negative) descriptor and slept for ever, the pure core's
+    poll object kept reporting the old numbers as invalid and spun."""
+    core = "fastfifo._core" if ff.name == "cython" else "fastfifo._core_py"
+    code = _CHILD.format(core=core, path=fifo) + textwrap.dedent(_FORKS)
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    forked = 0
+    try:
+        assert select.select([p.stdout], [], [], 30)[0], "the child never got ready"
+        assert p.stdout.readline().strip() == "READY", p.stderr.read()
+        _asleep_in(p.pid)
+        p.send_signal(signal.SIGUSR1)
+        got = b""  # the forked child's line and its parent's, in either order
+        while got.count(b"\n") < 2 and select.select([p.stdout], [], [], 30)[0]:
+            got += os.read(p.stdout.fileno(), 4096)  # (the two may come in one read)
+        lines = dict(line.split() for line in got.decode().splitlines())
+        forked = int(lines.get("FORKED", 0))
+        assert lines.get("CHILD") == "True", f"the forked child is still waiting: {got!r}"
+        with ff.Writer(fifo) as w:
+            w.put(b"second")
+        out, err = p.communicate(timeout=30)
+    finally:
+        if forked:  # (a child left waiting for ever would outlive the test)
+            try:
+                os.kill(forked, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert (p.returncode, out.split()) == (0, ["PARENT", "second"]), err

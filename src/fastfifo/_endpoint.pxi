@@ -129,6 +129,11 @@ cdef class _Endpoint:
         cdef int ms, r, err, fd_ready = 0, wake_ready = 0
         cdef double left
         while True:
+            if self.fd < 0:
+                # Closed under this wait: a signal handler that forked leaves the child
+                # here with the parent's descriptors closed (_after_fork_in_child), and
+                # poll() ignores a negative fd, so it would sleep for ever.
+                self._raise_closed()
             fds[0].fd = self.fd
             fds[0].events = events
             fds[0].revents = 0
@@ -176,6 +181,8 @@ cdef class _Endpoint:
         cdef int r, err, spins = 0
         cdef double us = 0, left
         while True:
+            if self.fd < 0:  # closed by a handler that forked (see _wait)
+                self._raise_closed()
             with nogil:
                 if ofd:
                     r = px.fastfifo_ofd_lock(fd, px.F_WRLCK)

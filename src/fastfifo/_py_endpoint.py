@@ -127,6 +127,12 @@ class _Endpoint:
                 left = deadline - time.monotonic()
                 ms = 0 if left <= 0 else int(-(-min(left, 86400.0) * 1000 // 1))
             ready = dict(p.poll(ms))  # retries EINTR itself after running signal handlers
+            if self._fd < 0:
+                # Closed under this wait: a signal handler that forked leaves the child
+                # here with the parent's descriptors closed (_after_fork_in_child); the
+                # poll object still watches their old numbers, which poll() then reports
+                # as invalid for ever.
+                self._raise_closed()
             if ready.get(self._wake_r) or ready.get(self._fd, 0) & select.POLLNVAL:
                 self._raise_closed()
             if ready.get(self._fd):
@@ -137,6 +143,8 @@ class _Endpoint:
     def _wait_select(self, deadline: float | None) -> int:
         while True:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if self._fd < 0:  # closed by a handler that forked (see _wait)
+                self._raise_closed()
             ready = select.select([self._fd, self._wake_r], [], [], left)[0]  # retries EINTR
             if self._wake_r in ready:
                 self._raise_closed()
@@ -153,6 +161,8 @@ class _Endpoint:
         """
         spins, ms = 0, 0
         while True:
+            if self._fd < 0:  # closed by a handler that forked (see _wait)
+                self._raise_closed()
             try:
                 if ofd:
                     _ofd_lock(fd, fcntl.F_WRLCK)
