@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+from fastfifo._core_py import encode_header as _encode_header
+
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc/PID/syscall"
 )
@@ -163,15 +165,26 @@ print("PARENT", got.decode(), flush=True)
 """
 
 
+_FORKS_SHARED = """
+from fastfifo._core_py import encode_header
+raw = os.open(p, os.O_WRONLY | os.O_NONBLOCK)
+os.write(raw, encode_header(0, 5)[:3])  # an unfinished head: shared readers back off
+"""
+
+
 @linux_only
-def test_a_handler_that_forks_leaves_the_child_with_closed_error(ff, fifo):
+@pytest.mark.parametrize("shared", [False, True], ids=["alone", "shared-backing-off"])
+def test_a_handler_that_forks_leaves_the_child_with_closed_error(ff, fifo, shared):
     """A signal handler that forks (a supervisor replacing a worker, say) runs inside the
     wait; the child returns from it into that same get(), with the Reader's descriptors
     closed by the fork handler.  It must raise ClosedError at once: the compiled core's
     poll() ignored the closed (negative) descriptor and slept for ever, the pure core's
     poll object kept reporting the old numbers as invalid and spun."""
     core = "fastfifo._core" if ff.name == "cython" else "fastfifo._core_py"
-    code = _CHILD.format(core=core, path=fifo) + textwrap.dedent(_FORKS)
+    code = _CHILD.format(core=core, path=fifo)
+    if shared:  # (its waits: the 2 ms back-off, and the lock; the pure core said ValueError)
+        code = code.replace("r = Reader(p)", "r = Reader(p, shared=True)") + _FORKS_SHARED
+    code += textwrap.dedent(_FORKS)
     p = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -188,6 +201,8 @@ def test_a_handler_that_forks_leaves_the_child_with_closed_error(ff, fifo):
         forked = int(lines.get("FORKED", 0))
         assert lines.get("CHILD") == "True", f"the forked child is still waiting: {got!r}"
         with ff.Writer(fifo) as w:
+            if shared:  # (the rest of the unfinished head comes first)
+                os.write(w.fileno(), _encode_header(0, 5)[3:] + b"fifth")
             w.put(b"second")
         out, err = p.communicate(timeout=30)
     finally:
@@ -199,4 +214,5 @@ def test_a_handler_that_forks_leaves_the_child_with_closed_error(ff, fifo):
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert (p.returncode, out.split()) == (0, ["PARENT", "second"]), err
+    want = "fifth" if shared else "second"
+    assert (p.returncode, out.split()) == (0, ["PARENT", want]), err

@@ -100,7 +100,7 @@ class _ClaimingReader(_ReaderBase):
         until = time.monotonic() + seconds
         if deadline is not None and deadline < until:
             until = deadline
-        if select.select([self._wake_r], [], [], max(until - time.monotonic(), 0.0))[0]:
+        if self._select_wake([self._wake_r], max(until - time.monotonic(), 0.0)):
             self._raise_closed()
         return 0 if deadline is not None and time.monotonic() >= deadline else 1
 

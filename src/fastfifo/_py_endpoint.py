@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import select
@@ -117,6 +118,8 @@ class _Endpoint:
                 return self._wait_select(deadline)
             except ValueError:  # an fd above FD_SETSIZE: poll() from now on
                 self._eof_select = False
+        if self._fd < 0:  # closed by a handler that forked (see below)
+            self._raise_closed()
         p = select.poll()
         p.register(self._fd, events)
         p.register(self._wake_r, select.POLLIN)
@@ -140,12 +143,23 @@ class _Endpoint:
             if ms == 0 or (deadline is not None and time.monotonic() >= deadline):
                 return 0
 
+    def _select_wake(self, fds: list[int], timeout: float | None) -> list[int]:
+        """``select.select(fds, [], [], timeout)[0]`` that says ClosedError, not EBADF or
+        ValueError, when a signal handler that forked closed these descriptors in the
+        child (see ``_wait``): select() retries EINTR with the old numbers."""
+        if self._fd < 0:
+            self._raise_closed()
+        try:
+            return select.select(fds, [], [], timeout)[0]
+        except OSError as e:
+            if e.errno == errno.EBADF and self._fd < 0:
+                self._raise_closed()
+            raise
+
     def _wait_select(self, deadline: float | None) -> int:
         while True:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            if self._fd < 0:  # closed by a handler that forked (see _wait)
-                self._raise_closed()
-            ready = select.select([self._fd, self._wake_r], [], [], left)[0]  # retries EINTR
+            ready = self._select_wake([self._fd, self._wake_r], left)  # retries EINTR
             if self._wake_r in ready:
                 self._raise_closed()
             if self._fd in ready:
@@ -180,7 +194,7 @@ class _Endpoint:
             ms = 1 if ms == 0 else min(ms * 2, 10)
             if deadline is not None:
                 ms = max(1, min(ms, int(-(-(deadline - time.monotonic()) * 1000 // 1))))
-            if select.select([self._wake_r], [], [], ms / 1000)[0]:
+            if self._select_wake([self._wake_r], ms / 1000):
                 self._raise_closed()
 
     @staticmethod
