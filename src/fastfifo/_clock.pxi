@@ -110,6 +110,18 @@ cdef inline bint sigpipe_may_kill(bint at_open) except -1:
     return _kernel_default
 
 
+cdef inline Py_ssize_t write_now(int fd, bint at_open, const char *p, size_t n,
+                                 int *err) except -2:
+    """One write(), guarded against SIGPIPE when it may kill now (``sigpipe_may_kill``);
+    -1 with ``err`` set on failure.  (The burst's writev() chooses the same way.)"""
+    cdef Py_ssize_t r
+    if sigpipe_may_kill(at_open):
+        return guarded_write(fd, p, n, err)
+    r = write(fd, p, n)
+    err[0] = errno
+    return r
+
+
 def peek(int fd, int peek_r, int peek_w, Py_ssize_t nbytes):
     """Up to ``nbytes`` from the head of the pipe ``fd``, consuming none of them (tee()).
 

@@ -85,13 +85,17 @@ class WriterCore(_Endpoint):
             return encode_header(KIND_WHOLE, data.nbytes) + data  # type: ignore[no-any-return]
         return bytes(data) + b"\n"
 
+    def _write_now(self, data: bytes | memoryview | list[bytes]) -> int:
+        """One write (a list: one writev()), guarded against SIGPIPE when it may kill now
+        (``sigpipe_may_kill``).  Every write of a message's bytes goes through it."""
+        if sigpipe_may_kill(self._guard):
+            return _guarded_write(self._fd, data)
+        return os.writev(self._fd, data) if isinstance(data, list) else os.write(self._fd, data)
+
     def _write(self, chunk: bytes, deadline: float | None) -> bool:
         while True:
             try:
-                if sigpipe_may_kill(self._guard):
-                    n = _guarded_write(self._fd, chunk)
-                else:
-                    n = os.write(self._fd, chunk)
+                n = self._write_now(chunk)
             except BlockingIOError:
                 if self._wait(select.POLLOUT, deadline) == 0:
                     return False
@@ -161,10 +165,7 @@ class WriterCore(_Endpoint):
             parts.append(self._fragment(data, at))
             at += self._chunk(n, at)
         try:
-            if sigpipe_may_kill(self._guard):
-                r = _guarded_write(self._fd, parts)
-            else:
-                r = os.writev(self._fd, parts)
+            r = self._write_now(parts)
         except (BlockingIOError, InterruptedError):
             return off
         except BrokenPipeError:
@@ -195,11 +196,7 @@ class WriterCore(_Endpoint):
             try:
                 while rest:
                     try:
-                        if sigpipe_may_kill(self._guard):
-                            w = _guarded_write(self._fd, rest)
-                        else:
-                            w = os.write(self._fd, rest)
-                        rest = rest[w:]
+                        rest = rest[self._write_now(rest) :]
                     except BlockingIOError:
                         select.select([], [self._fd], [], 0.1)
                     except BrokenPipeError:

@@ -88,11 +88,7 @@ cdef class WriterCore(_Endpoint):
         cdef Py_ssize_t r
         cdef int err
         while True:
-            if sigpipe_may_kill(self.guard):
-                r = guarded_write(self.fd, p, n, &err)
-            else:
-                r = write(self.fd, p, n)
-                err = errno
+            r = write_now(self.fd, self.guard, p, n, &err)
             if r == n:
                 return 1
             if r >= 0:  # a write <= PIPE_BUF is never partial (POSIX); guard anyway
@@ -253,11 +249,7 @@ cdef class WriterCore(_Endpoint):
                 left -= done
                 done = 0
                 while left > 0:
-                    if sigpipe_may_kill(self.guard):
-                        r = guarded_write(self.fd, q, left, &err)
-                    else:
-                        r = write(self.fd, q, left)
-                        err = errno
+                    r = write_now(self.fd, self.guard, q, left, &err)
                     if r > 0:
                         q += r
                         left -= r
