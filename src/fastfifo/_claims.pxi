@@ -126,33 +126,9 @@ cdef class _ClaimingReader(_ReaderBase):
         if p.claim_max < self.window // 4096:  # (never claim_max * 4096: it may overflow)
             win = p.claim_max * 4096
         while True:
-            self._make_room(win)
-            with nogil:
-                n = px.fastfifo_tee(self.fd, self.peek_w, win)
-                err = errno
-            if n < 0:
-                if err == EAGAIN:
-                    return NOTHING
-                if err == EINTR:
-                    PyErr_CheckSignals()
-                    return NOTHING
-                raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
-            if n == 0:
-                # Empty with no writer.  As with read(): end of stream only if a writer
-                # came and left (POLLHUP); a reader that never met one just waits.
-                return CLAIM_EOF if self._wait(px.POLLIN, 0.0) & px.POLLHUP else NOTHING
-            got = 0
-            while got < n:  # drain the private pipe: it holds exactly the n bytes tee made
-                with nogil:
-                    r = read(self.peek_r, self.buf + p.end + got, n - got)
-                    err = errno
-                if r <= 0:
-                    if r < 0 and err == EINTR:
-                        PyErr_CheckSignals()
-                        continue
-                    raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)",
-                                  self.path)
-                got += r
+            n = self._peek(win)
+            if n <= 0:
+                return n
             k = p.claim_size(p.buf, p.end, n)
             if (k == 0 or p.c_wider) and n == win and win < self.window:
                 win = min(self.window, win * 4)
@@ -182,6 +158,43 @@ cdef class _ClaimingReader(_ReaderBase):
         p.owe = p.c_owe
         return CLAIMED
 
+    cdef Py_ssize_t _peek(self, Py_ssize_t win) except -9:
+        """Under the lock: copy up to ``win`` bytes of the pipe's head to the buffer's end
+        (tee() into the private pipe, then read it empty), consuming none of them.
+
+        The count (> 0), or a Claim when there is nothing: NOTHING (empty, or a signal:
+        its handler ran), CLAIM_EOF (empty, and every writer left).
+        """
+        cdef Py_ssize_t n, got = 0, r
+        cdef int err
+        cdef Parser p = self.p
+        self._make_room(win)
+        with nogil:
+            n = px.fastfifo_tee(self.fd, self.peek_w, win)
+            err = errno
+        if n < 0:
+            if err == EAGAIN:
+                return NOTHING
+            if err == EINTR:
+                PyErr_CheckSignals()
+                return NOTHING
+            raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
+        if n == 0:
+            # Empty with no writer.  As with read(): end of stream only if a writer came
+            # and left (POLLHUP); a reader that never met one just waits.
+            return CLAIM_EOF if self._wait(px.POLLIN, 0.0) & px.POLLHUP else NOTHING
+        while got < n:  # drain the private pipe: it holds exactly the n bytes tee made
+            with nogil:
+                r = read(self.peek_r, self.buf + p.end + got, n - got)
+                err = errno
+            if r <= 0:
+                if r < 0 and err == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)", self.path)
+            got += r
+        return n
+
     cdef int _claim_one(self) except -9:
         """Under the lock, a claim of one message: peek at its header only, then read it.
 
@@ -199,29 +212,9 @@ cdef class _ClaimingReader(_ReaderBase):
         cdef int err
         cdef Parser p = self.p
         self._make_room(ATOMIC_MAX)
-        with nogil:
-            n = px.fastfifo_tee(self.fd, self.peek_w, HEADER)
-            err = errno
-        if n < 0:
-            if err == EAGAIN:
-                return NOTHING
-            if err == EINTR:
-                PyErr_CheckSignals()
-                return NOTHING
-            raise OSError(err, f"{os.strerror(err)} (peeking with tee)", self.path)
-        if n == 0:
-            return CLAIM_EOF if self._wait(px.POLLIN, 0.0) & px.POLLHUP else NOTHING
-        got = 0
-        while got < n:  # drain the private pipe: it holds exactly the n bytes tee made
-            with nogil:
-                r = read(self.peek_r, self.buf + p.end + got, n - got)
-                err = errno
-            if r <= 0:
-                if r < 0 and err == EINTR:
-                    PyErr_CheckSignals()
-                    continue
-                raise OSError(err, f"{os.strerror(err)} (reading the peek pipe)", self.path)
-            got += r
+        n = self._peek(HEADER)
+        if n <= 0:
+            return n
         k = p.head_frame_size(<const unsigned char *>self.buf, p.end, n)
         if k == 0:
             return PEEK_WIDER
