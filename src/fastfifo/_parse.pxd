@@ -145,6 +145,8 @@ cdef class Parser:
     @cython.locals(n=Py_ssize_t)
     cdef int report_unread(self) except -1
 
+    cdef bint large_under_way(self) noexcept
+
     @cython.locals(length=Py_ssize_t)
     cdef Py_ssize_t head_frame_size(self, const unsigned char *p, Py_ssize_t base,
                                     Py_ssize_t n) noexcept

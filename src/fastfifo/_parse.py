@@ -571,6 +571,11 @@ class Parser:
 
     # ------------------------------------------------------------ shared readers' claims
 
+    def large_under_way(self):
+        """Whether part of a large message was taken and its rest is still to come (a
+        wait must then watch for its writer dying part-way)."""
+        return self.asm is not None or self.asm_skip or self.in_msg
+
     def head_frame_size(self, p, base, n):
         """For a claim of one message: the size of the frame whose ``n`` (= HEADER)
         header bytes were peeked at ``p[base:]``, when that frame can be taken by one

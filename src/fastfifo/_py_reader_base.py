@@ -182,7 +182,7 @@ class _ReaderBase(_Endpoint):
     def _wait_data(self, deadline: float | None) -> int:
         """As in the Cython core: revents, 0 on timeout, ABANDONED when a partial was dropped."""
         p = self._p
-        if p.asm is None and not p.asm_skip and not p.in_msg:
+        if not p.large_under_way():
             return self._wait(select.POLLIN, deadline)
         while True:
             if p.framing == FRAMES and self._writer_gone() and self._pipe_empty():

@@ -165,7 +165,7 @@ cdef class ReaderCore(_ClaimingReader):
         cdef Py_ssize_t r
         cdef int err
         cdef Parser p = self.p
-        if (deadline >= 0 or self.twin == -2 or p.asm is not None or p.asm_skip or p.in_msg
+        if (deadline >= 0 or self.twin == -2 or p.large_under_way()
                 or not px.fastfifo_single_thread()):
             return 0
         if self.twin < 0:

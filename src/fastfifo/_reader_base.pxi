@@ -186,7 +186,7 @@ cdef class _ReaderBase(_Endpoint):
         cdef int rev
         cdef px.pollfd pfd
         cdef Parser p = self.p
-        if p.asm is None and not p.asm_skip and not p.in_msg:
+        if not p.large_under_way():
             return self._wait(px.POLLIN, deadline)
         while True:
             # Check the lock first, then that the pipe is empty: a writer that wrote
