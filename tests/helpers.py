@@ -36,6 +36,27 @@ def endpoints(name: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(name=name, Writer=writer, Reader=reader)
 
 
+def proc_state(pid: int) -> str | None:
+    """The state letter of ``pid``'s main thread (``S``: asleep in the kernel), from
+    ``/proc/PID/stat``; None once the process is gone (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            # The command name, in parentheses, may itself hold spaces and parentheses.
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def proc_syscall(pid: int) -> str | None:
+    """The number of the system call ``pid``'s main thread is in, as ``/proc/PID/syscall``
+    gives it (``running`` when it is in none); None once the process is gone (Linux)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 _HEAD = struct.Struct("<HII")  # writer id, sequence number, crc32 of the body
 
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BACKENDS, endpoints
+from helpers import BACKENDS, endpoints, proc_state, proc_syscall
 
 import fastfifo
 from fastfifo._fifostat import list_openers
@@ -113,11 +113,7 @@ _OPEN_SYSCALLS = {"x86_64": {2, 257}, "aarch64": {56}}
 
 
 def blocked_in_open(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/syscall") as f:
-            first = f.read().split()[0]
-    except (OSError, IndexError):
-        return False
+    first = proc_syscall(pid) or ""
     return first.isdigit() and int(first) in _OPEN_SYSCALLS[platform.machine()]
 
 
@@ -1009,7 +1005,7 @@ def test_recv_count_waiting_for_the_readers_lock_ends_on_a_signal(cli, fifo, sig
             )
             # Opened the FIFO, then asleep: only the claim's wait for the lock is left.
             wait_until(
-                lambda: has_open(recv.pid, fifo) and process_state(recv.pid) == "S",
+                lambda: has_open(recv.pid, fifo) and proc_state(recv.pid) == "S",
                 "recv waits for the readers' lock",
                 proc=recv,
             )
@@ -1025,8 +1021,3 @@ def test_recv_count_waiting_for_the_readers_lock_ends_on_a_signal(cli, fifo, sig
             recv.wait()
         holder.kill()
         holder.wait()
-
-
-def process_state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]

@@ -24,7 +24,7 @@ import threading
 import time
 
 import pytest
-from helpers import losses_logged
+from helpers import losses_logged, proc_state
 
 import fastfifo
 from fastfifo import _core_py, aio
@@ -267,11 +267,7 @@ w.put(b"x" * 4000, timeout=T)
 
 
 def _main_thread_sleeps(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "S"
-    except OSError:
-        return False
+    return proc_state(pid) == "S"
 
 
 @linux_only

@@ -21,6 +21,7 @@ import textwrap
 import time
 
 import pytest
+from helpers import proc_state, proc_syscall
 
 from fastfifo._core_py import encode_header as _encode_header
 
@@ -82,14 +83,7 @@ except fastfifo.ClosedError as e:
 
 def _syscall(pid: int) -> str | None:
     """The number of the system call ``pid``'s main thread is in, while it sleeps."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] != "S":
-                return None
-        with open(f"/proc/{pid}/syscall") as f:
-            return f.read().split()[0]
-    except OSError:
-        return None
+    return proc_syscall(pid) if proc_state(pid) == "S" else None
 
 
 def _asleep_in(pid: int) -> str:
