@@ -13,6 +13,8 @@ import multiprocessing.queues
 import os
 import pickle
 import queue
+import random
+import signal
 import stat
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import threading
 import time
 
 import pytest
-from helpers import BACKENDS, ff_queue, losses_logged
+from helpers import BACKENDS, collect_losses, ff_queue, losses_logged
 
 import fastfifo
 import fastfifo._queue_channel
@@ -685,3 +687,76 @@ def test_a_private_queue_where_fifos_cannot_be_reopened_by_descriptor(monkeypatc
     del q
     gc.collect()
     assert not os.path.exists(os.path.dirname(path))
+
+
+def _killed_consumer(q, taken, gets) -> None:
+    while True:
+        i = q.get()
+        taken[i] = 1
+        gets.value += 1  # (no lock: one of these runs at a time, and it is killed)
+
+
+def _endless_producer(q, stop, count, limit) -> None:
+    i = 0
+    while not stop.is_set() and i < limit:
+        try:
+            q.put(i, timeout=0.05)
+        except fastfifo.Full:
+            continue
+        i += 1
+    count.value = i
+    q.put(None)
+
+
+def test_a_consumer_killed_at_any_instant_costs_the_others_nothing(ffq):
+    """SIGKILL a consumer again and again while it takes objects: a surviving consumer
+    never sees the rest of an object the killed one had begun taking (no
+    CorruptStreamError, nothing logged), and at most one object per kill is lost."""
+    ctx = multiprocessing.get_context("fork")
+    kills, limit = 40, 2_000_000
+    q = ffq()
+    taken = ctx.Array("b", limit, lock=False)  # 1 where a killed consumer took it
+    gets, stop, count = ctx.Value("l", 0, lock=False), ctx.Event(), ctx.Value("l", 0)
+    producer = ctx.Process(target=_endless_producer, args=(q, stop, count, limit))
+    producer.start()
+    got, errors = [], []
+    rng = random.Random(0)
+
+    def survive() -> None:
+        while True:
+            try:
+                item = q.get(timeout=60)
+            except fastfifo.CorruptStreamError as e:
+                errors.append(e)
+                continue
+            if item is None:
+                return
+            got.append(item)
+
+    with collect_losses() as logged:
+        survivor = threading.Thread(target=survive)
+        survivor.start()
+        for _ in range(kills):
+            victim = ctx.Process(target=_killed_consumer, args=(q, taken, gets))
+            victim.start()
+            # Kill it part-way through its run of gets, wherever that is.
+            target = rng.randint(1, 300)
+            deadline = time.monotonic() + 60
+            start = gets.value
+            while gets.value - start < target and victim.is_alive():
+                assert time.monotonic() < deadline, "the consumer took nothing"
+                time.sleep(0.0005)
+            os.kill(victim.pid, signal.SIGKILL)
+            victim.join()
+        stop.set()
+        producer.join(60)
+        survivor.join(120)
+    assert not survivor.is_alive()
+    assert not errors, f"a survivor saw a killed consumer's half-taken object: {errors[0]}"
+    assert not logged, logged
+    sent = count.value
+    by_victims = [i for i in range(sent) if taken[i]]
+    assert len(got) == len(set(got)), "an object was delivered twice"
+    assert not set(got) & set(by_victims), "an object went to two consumers"
+    lost = sent - len(got) - len(by_victims)
+    assert 0 <= lost <= kills, f"{lost} objects lost with {kills} kills"

@@ -551,7 +551,6 @@ def lent_reader(
     window: int,
     rlock_fd: int,
     wlock_fd: int,
-    tee: bool = True,
 ) -> Any:
     """A shared frames reader over ``fd`` that closes nothing (fastfifo.Queue's).
 
@@ -559,15 +558,15 @@ def lent_reader(
     a claim by reading it over its peeked copy (no /dev/null descriptor); ``wake_fd``
     readable ends its waits.  ``rlock_fd`` takes the readers' flock; ``wlock_fd`` must be
     a description other than the one the writers' lock is taken through, so that this
-    reader sees its own process's large messages being written.  ``tee=False``: claim by
-    exact reads (one message per call; fewer system calls for one message).
+    reader sees its own process's large messages being written.  It claims by exact
+    reads only where there is no tee() (or ``_FORCE_EXACT_CLAIMS``, for tests): a get()
+    then reads the header and the payload in two calls, between which a killed consumer
+    leaves the payload to the others as bad bytes.
     """
     r = core.BorrowingReaderCore()
     r._configure(
         fd, path, _FRAMINGS["frames"], max_message_size, 65536, False, wlock_fd, LOCKS_ON_FIFOS
     )
-    r._share(
-        rlock_fd, peek_r, peek_w, -1, window, tee and core.HAVE_TEE and not _FORCE_EXACT_CLAIMS
-    )
+    r._share(rlock_fd, peek_r, peek_w, -1, window, core.HAVE_TEE and not _FORCE_EXACT_CLAIMS)
     r._wake_on(wake_fd)
     return r

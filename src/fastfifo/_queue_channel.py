@@ -220,11 +220,12 @@ class _Channel:
         self.shut = False  # descriptors closed
         self.put_count = self.put_bytes = 0  # maxsize where peeking is impossible (macOS)
         try:
-            # Two readers over the same descriptions, used one at a time (rlock): claims of
-            # several messages peek (tee); a claim of one reads exactly its bytes, which
-            # takes one system call less.  Whichever is part-way through a message goes on.
-            self.reader = self._make_reader(tee=True)
-            self.one = self._make_reader(tee=False) if core.HAVE_TEE else self.reader
+            # Every claim peeks (tee) where it can, a get() too: it then takes its object
+            # in one read(), so a consumer killed at any instant leaves the stream whole.
+            # (Exact reads, the header then the payload, take one system call less, but a
+            # consumer killed between the two left the payload to another consumer as bad
+            # bytes: tests/test_queue.py, test_a_consumer_killed_at_any_instant_...)
+            self.reader = self._make_reader()
             # Its waits (the feeder's) end once close() shut the private pipe's read end:
             # the write end then polls as in error.
             self.writer = lent_writer(
@@ -244,7 +245,7 @@ class _Channel:
 
     # ------------------------------------------------------------ endpoints
 
-    def _make_reader(self, tee: bool) -> Any:
+    def _make_reader(self) -> Any:
         if LOCKS_ON_FIFOS:
             self.rlock_fd = self.wlock_fd = self.fd
         elif self.rlock_fd < 0:  # macOS: flock on sidecar files (two opens: two descriptions)
@@ -261,17 +262,13 @@ class _Channel:
             window=min(PEEK_WINDOW, self.peek_cap),
             rlock_fd=self.rlock_fd,
             wlock_fd=self.wlock_fd,
-            tee=tee,
         )
 
     def attempt(self, many: int) -> Any:
-        """(Holding rlock.)  ``get_many(many, 0)``, or ``get(0)`` when ``many`` is 0, through
-        the reader that is part-way through a message if one is, else the one for it."""
+        """(Holding rlock.)  ``get_many(many, 0)``, or ``get(0)`` when ``many`` is 0."""
         if many:
-            one = self.one
-            return (one if one._mid_message() else self.reader).get_many(many, 0)
-        r = self.reader
-        return (r if r._mid_message() else self.one).get(0)
+            return self.reader.get_many(many, 0)
+        return self.reader.get(0)
 
     def _open_writers_lock(self) -> int:
         if not LOCKS_ON_FIFOS:
@@ -330,10 +327,8 @@ class _Channel:
             if self.closed:
                 raise self.closed_error()
             if many:
-                one = self.one
-                return (one if one._mid_message() else self.reader).get_many(many, 0)
-            r = self.reader
-            return (r if r._mid_message() else self.one).get(0)
+                return self.reader.get_many(many, 0)
+            return self.reader.get(0)
         except Empty:
             pass
         finally:
@@ -351,12 +346,12 @@ class _Channel:
         p.register(self.fd, select.POLLIN)
         p.register(self.peek_r, select.POLLIN)
         backoff = Backoff(25e-6, 0.002)  # as the core's lock waits
-        reader, one = self.reader, self.one
+        reader = self.reader
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise Empty(f"Queue {self.label!r}: no object within {timeout} s")
-            if reader._mid_message() or one._mid_message():
+            if reader._mid_message():
                 left = _MID_MESSAGE_TICK if left is None else min(left, _MID_MESSAGE_TICK)
             ready = dict(p.poll(_ms(left)))  # retries EINTR after running signal handlers
             if self.peek_r in ready:
@@ -656,7 +651,6 @@ class _Channel:
                 return
             self.shut = True
         self.reader.close()  # closes nothing: they are lent
-        self.one.close()
         self.writer.close()
         for fd in {self.fd, self.peek_r, self.peek_w, self.rlock_fd, self.wlock_fd} - {-1}:
             os.close(fd)
