@@ -713,7 +713,7 @@ def test_a_consumer_killed_at_any_instant_costs_the_others_nothing(ffq):
     never sees the rest of an object the killed one had begun taking (no
     CorruptStreamError, nothing logged), and at most one object per kill is lost."""
     ctx = multiprocessing.get_context("fork")
-    kills, limit = 40, 2_000_000
+    kills, limit = 40, 8_000_000  # (the producer stops at ``limit``: far more than it needs)
     q = ffq()
     taken = ctx.Array("b", limit, lock=False)  # 1 where a killed consumer took it
     gets, stop, count = ctx.Value("l", 0, lock=False), ctx.Event(), ctx.Value("l", 0)
@@ -743,7 +743,7 @@ def test_a_consumer_killed_at_any_instant_costs_the_others_nothing(ffq):
             target = rng.randint(1, 300)
             deadline = time.monotonic() + 60
             start = gets.value
-            while gets.value - start < target and victim.is_alive():
+            while gets.value - start < target and victim.is_alive() and producer.is_alive():
                 assert time.monotonic() < deadline, "the consumer took nothing"
                 time.sleep(0.0005)
             os.kill(victim.pid, signal.SIGKILL)
