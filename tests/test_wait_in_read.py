@@ -145,14 +145,14 @@ _FORKS = """
 pids = []
 def forks(*a):
     pids.append(os.fork())
-    if pids[0]:
-        print("FORKED", pids[0], flush=True)
+    if pids[0]:  # (one write() per line: print() under PYTHONUNBUFFERED=1 makes one
+        os.write(1, f"FORKED {pids[0]}\\n".encode())  # per piece, and the two interleave)
 signal.signal(signal.SIGUSR1, forks)
 print("READY", flush=True)
 try:
     got = r.get()
 except fastfifo.ClosedError as e:  # the child the handler forked: its copy is closed
-    print("CHILD", "fork()" in str(e), flush=True)
+    os.write(1, f"CHILD {'fork()' in str(e)}\\n".encode())
     os._exit(0)
 os.waitpid(pids[0], 0)
 print("PARENT", got.decode(), flush=True)
@@ -191,9 +191,10 @@ def test_a_handler_that_forks_leaves_the_child_with_closed_error(ff, fifo, share
         got = b""  # the forked child's line and its parent's, in either order
         while got.count(b"\n") < 2 and select.select([p.stdout], [], [], 30)[0]:
             got += os.read(p.stdout.fileno(), 4096)  # (the two may come in one read)
-        lines = dict(line.split() for line in got.decode().splitlines())
-        forked = int(lines.get("FORKED", 0))
+        lines = dict(line.partition(" ")[::2] for line in got.decode().splitlines())
+        forked = int(lines.get("FORKED") or 0)
         assert lines.get("CHILD") == "True", f"the forked child is still waiting: {got!r}"
+        assert set(lines) == {"FORKED", "CHILD"}, f"the two lines were not whole: {got!r}"
         with ff.Writer(fifo) as w:
             if shared:  # (the rest of the unfinished head comes first)
                 os.write(w.fileno(), _encode_header(0, 5)[3:] + b"fifth")
