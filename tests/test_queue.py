@@ -760,3 +760,102 @@ def test_a_consumer_killed_at_any_instant_costs_the_others_nothing(ffq):
     assert not set(got) & set(by_victims), "an object went to two consumers"
     lost = sent - len(got) - len(by_victims)
     assert 0 <= lost <= kills, f"{lost} objects lost with {kills} kills"
+
+
+def _interrupted_consumer(q, taken, gets, ints, ready, done, many) -> None:
+    """Take objects until ``done``; a SIGINT that lands in a get() raises
+    KeyboardInterrupt there, which is caught, and the consumer goes on."""
+    inside = [False]
+
+    def on_sigint(signum, frame):
+        if inside[0]:  # (only inside the call: elsewhere it would end this loop)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    ready.set()
+    while not done.is_set():
+        try:
+            inside[0] = True
+            items = q.get_many(max_messages=many, timeout=0.05) if many else [q.get(timeout=0.05)]
+            inside[0] = False
+        except KeyboardInterrupt:
+            inside[0] = False
+            ints.value += 1
+            continue
+        except fastfifo.Empty:
+            inside[0] = False
+            continue
+        for i in items:
+            taken[i] = 1
+        gets.value += len(items)
+
+
+@pytest.mark.parametrize("many", [0, 16], ids=["get", "get_many"])
+def test_a_consumer_that_catches_ctrl_c_and_goes_on_breaks_nothing(ffq, many):
+    """Ctrl-C a consumer again and again while it takes objects; it catches each
+    KeyboardInterrupt and goes on taking.  What an interrupted get() was returning may
+    be lost (as when the consumer is killed), and nothing else: no object is delivered
+    twice, no consumer sees CorruptStreamError or a false ClosedError, and the
+    interrupted consumer and the others go on taking objects."""
+    ctx = multiprocessing.get_context("fork")
+    signals, limit = 300, 8_000_000  # (the producer stops at ``limit``: far more than needed)
+    q = ffq()
+    taken = ctx.Array("b", limit, lock=False)
+    gets, ints = ctx.Value("l", 0, lock=False), ctx.Value("l", 0, lock=False)
+    stop, ready, done, count = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Value("l", 0)
+    producer = ctx.Process(target=_endless_producer, args=(q, stop, count, limit))
+    producer.start()
+    got, errors = [], []
+    rng = random.Random(1)
+
+    def survive() -> None:
+        while True:
+            try:
+                item = q.get(timeout=60)
+            except fastfifo.CorruptStreamError as e:
+                errors.append(e)
+                continue
+            if item is None:
+                return
+            got.append(item)
+
+    with collect_losses() as logged:
+        survivor = threading.Thread(target=survive)
+        survivor.start()
+        victim = ctx.Process(
+            target=_interrupted_consumer, args=(q, taken, gets, ints, ready, done, many)
+        )
+        victim.start()
+        try:
+            assert ready.wait(60), "the consumer never started"
+            for _ in range(signals):
+                os.kill(victim.pid, signal.SIGINT)
+                # Let it take a few objects after each interrupt: it must go on taking.
+                target, start = rng.randint(1, 40), gets.value
+                deadline = time.monotonic() + 60
+                while gets.value - start < target and victim.is_alive():
+                    assert time.monotonic() < deadline, "the interrupted consumer stopped taking"
+                    time.sleep(0.0005)
+                assert victim.is_alive(), f"the consumer died (exit code {victim.exitcode})"
+        finally:
+            done.set()
+            victim.join(60)
+            if victim.is_alive():
+                victim.kill()
+                victim.join()
+            stop.set()
+            producer.join(60)
+            survivor.join(120)
+    assert victim.exitcode == 0, f"the consumer died (exit code {victim.exitcode})"
+    assert not survivor.is_alive()
+    assert not errors, f"a survivor saw an interrupted consumer's half-taken object: {errors[0]}"
+    assert not logged, logged
+    assert ints.value > 0, "no get() was interrupted: the test tested nothing"
+    sent = count.value
+    by_victim = [i for i in range(sent) if taken[i]]
+    assert len(got) == len(set(got)), "an object was delivered twice"
+    assert not set(got) & set(by_victim), "an object went to two consumers"
+    lost = sent - len(got) - len(by_victim)
+    assert 0 <= lost <= ints.value * max(many, 1), (
+        f"{lost} objects lost with {ints.value} interrupted calls"
+    )

@@ -19,6 +19,7 @@ from helpers import (
     KillSafeCounters,
     KillSafeFlag,
     check_message,
+    collect_losses,
     endpoints,
     losses_logged,
     make_message,
@@ -453,3 +454,117 @@ def test_a_socket_at_the_path_is_not_a_fifo(ff, tmp_path):
             ff.Writer(path, open_timeout=5)
     finally:
         s.close()
+
+
+def _endless_seq_writer(backend, path, stop, count, limit):
+    """Write 32-byte messages numbered 0, 1, ... until ``stop``; then b"END"."""
+    ns = endpoints(backend)
+    with ns.Writer(path) as w:
+        i = 0
+        while not stop.is_set() and i < limit - 64:
+            w.put_many([i.to_bytes(8, "little") + b"." * 24 for i in range(i, i + 64)])
+            i += 64
+        count.value = i
+        w.put(b"END")
+
+
+def _interrupted_reader(backend, path, taken, gets, ints, ready, done, many):
+    """A shared reader that catches the KeyboardInterrupt a SIGINT raises inside a get()
+    and goes on taking, until ``done``."""
+    inside = [False]
+
+    def on_sigint(signum, frame):
+        if inside[0]:  # (only inside the call: elsewhere it would end this loop)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    ns = endpoints(backend)
+    with ns.Reader(path, shared=True) as r:
+        ready.set()
+        while not done.is_set():
+            try:
+                inside[0] = True
+                msgs = r.get_many(many, timeout=0.05) if many else [r.get(timeout=0.05)]
+                inside[0] = False
+            except KeyboardInterrupt:
+                inside[0] = False
+                ints.value += 1
+                continue
+            except fastfifo.Empty:
+                inside[0] = False
+                continue
+            for m in msgs:
+                taken[int.from_bytes(m[:8], "little")] = 1
+            gets.value += len(msgs)
+
+
+@pytest.mark.parametrize("many", [0, 16], ids=["get", "get_many"])
+def test_a_shared_reader_that_catches_ctrl_c_and_goes_on_breaks_nothing(ff, fifo, many):
+    """Ctrl-C a shared reader again and again while it takes messages; it catches each
+    KeyboardInterrupt and goes on.  What an interrupted get() was returning may be lost
+    (as when the reader is killed), and nothing else: no message is delivered twice, the
+    other reader sees no half-taken message (CorruptStreamError, a loss logged), and
+    both go on taking messages (no lock left held, no false ClosedError)."""
+    import random
+
+    limit = 1 << 24  # (far more than the writer can write before it is stopped)
+    taken = CTX.Array("b", limit, lock=False)
+    gets, ints = CTX.Value("l", 0, lock=False), CTX.Value("l", 0, lock=False)
+    stop, ready, done, count = CTX.Event(), CTX.Event(), CTX.Event(), CTX.Value("l", 0)
+    got, errors = [], []
+    rng = random.Random(2)
+    with ff.Reader(fifo, shared=True) as survivor_r, collect_losses() as logged:
+
+        def survive() -> None:
+            while True:
+                try:
+                    m = survivor_r.get(timeout=60)
+                except fastfifo.CorruptStreamError as e:
+                    errors.append(e)
+                    continue
+                if m == b"END":
+                    return
+                got.append(int.from_bytes(m[:8], "little"))
+
+        writer = CTX.Process(target=_endless_seq_writer, args=(ff.name, fifo, stop, count, limit))
+        victim = CTX.Process(
+            target=_interrupted_reader,
+            args=(ff.name, fifo, taken, gets, ints, ready, done, many),
+        )
+        survivor = threading.Thread(target=survive)
+        victim.start()
+        writer.start()
+        survivor.start()
+        try:
+            assert ready.wait(60), "the reader never started"
+            for _ in range(300):
+                os.kill(victim.pid, signal.SIGINT)
+                # Let it take a few messages after each interrupt: it must go on taking.
+                target, start = rng.randint(1, 40), gets.value
+                deadline = time.monotonic() + 60
+                while gets.value - start < target and victim.is_alive():
+                    assert time.monotonic() < deadline, "the interrupted reader stopped taking"
+                    time.sleep(0.0005)
+                assert victim.is_alive(), f"the reader died (exit code {victim.exitcode})"
+        finally:
+            done.set()
+            victim.join(60)
+            if victim.is_alive():
+                victim.kill()
+                victim.join()
+            stop.set()
+            writer.join(60)
+            survivor.join(120)
+    assert victim.exitcode == 0, f"the reader died (exit code {victim.exitcode})"
+    assert not survivor.is_alive(), "the other reader stopped taking"
+    assert not errors, f"the other reader saw a half-taken message: {errors[0]}"
+    assert not logged, logged
+    assert ints.value > 0, "no get() was interrupted: the test tested nothing"
+    sent = count.value
+    by_victim = [i for i in range(sent) if taken[i]]
+    assert len(got) == len(set(got)), "a message was delivered twice"
+    assert not set(got) & set(by_victim), "a message went to both readers"
+    lost = sent - len(got) - len(by_victim)
+    assert 0 <= lost <= ints.value * max(many, 1), (
+        f"{lost} messages lost with {ints.value} interrupted calls"
+    )

@@ -26,26 +26,34 @@ class _ClaimingReader(_ReaderBase):
     def _fill_shared(self, deadline: float | None) -> int:
         p = self._p
         first = True
+        if self._pending is not None:  # a claim a signal handler's exception cut short:
+            self._settle()  # keep what it took (see _claim_tee), before any wait
+        if self._peek_dirty:  # (its wake-up pipe may be the private pipe: fastfifo.Queue)
+            self._drain_peek()
         while True:
-            if not self._locked:
-                # As the Cython core: try the lock and a claim first, then wait.
-                try:
-                    if not first:
-                        raise BlockingIOError
-                    fcntl.flock(self._rlock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if self._wait(select.POLLIN, deadline) == 0:
-                        return TIMED_OUT
-                    if not self._lock_wait(self._rlock_fd, False, deadline):
-                        return TIMED_OUT
-                self._locked = True
-                p.resync = False  # a fresh claim: see _claims.pxi
-            first = False
             try:
+                if not self._locked:
+                    # As the Cython core: try the lock and a claim first, then wait.
+                    try:
+                        if not first:
+                            raise BlockingIOError
+                        fcntl.flock(self._rlock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        if self._wait(select.POLLIN, deadline) == 0:
+                            return TIMED_OUT
+                        if not self._lock_wait(self._rlock_fd, False, deadline):
+                            return TIMED_OUT
+                    self._locked = True
+                    p.resync = False  # a fresh claim: see _claims.pxi
+                first = False
                 r = self._claim_tee() if self._use_tee else self._claim_exact()
             except BaseException:
+                # (also a signal handler's exception, Ctrl-C, which can land right after
+                # the lock was taken and before _locked says so: unlock regardless)
                 if not self._holding():
-                    self._release()
+                    self._locked = False
+                    if self._rlock_fd >= 0:  # (not when a handler closed the Reader)
+                        fcntl.flock(self._rlock_fd, fcntl.LOCK_UN)
                 raise
             if r == CLAIMED:
                 if not self._holding():
@@ -93,8 +101,11 @@ class _ClaimingReader(_ReaderBase):
 
     def _release(self) -> None:
         if self._locked:
-            self._unlock(self._rlock_fd, False)
+            # _locked first, then the unlock, with no function call in between: were a
+            # signal handler's exception to leave _locked set on an unlocked lock, the
+            # next claim would run without it, beside another reader's.
             self._locked = False
+            fcntl.flock(self._rlock_fd, fcntl.LOCK_UN)
 
     def _wait_wake(self, seconds: float, deadline: float | None) -> int:
         until = time.monotonic() + seconds
@@ -105,24 +116,37 @@ class _ClaimingReader(_ReaderBase):
         return 0 if deadline is not None and time.monotonic() >= deadline else 1
 
     def _claim_tee(self) -> int:
-        """Under the lock: peek with tee(), size the claim, consume exactly it (Claim)."""
+        """Under the lock: peek with tee(), size the claim, consume exactly it (Claim).
+
+        Unlike the Cython core's, this claim is Python, and a signal handler's exception
+        (a Ctrl-C the caller catches and goes on from) can land at any call in it.  Each
+        step leaves a record for the next claim to finish it from: ``_peek_dirty`` while
+        the private pipe may hold a peek's bytes (else the next peek would read them as
+        its own), ``_pending`` while the claimed bytes may have been read and not kept
+        (see ``_settle``).  Whatever the instant, the claim then either happened whole,
+        its message kept for the next get(), or did not happen.
+        """
         p = self._p
         if p.owe:
             return self._claim_owed()
         # See _claims.pxi: peek about what this claim can take, widen if it is not enough.
         win = self._window if p.claim_max >= self._window // 4096 else p.claim_max * 4096
         while True:
+            self._peek_dirty = True
             try:
                 n = _tee(self._fd, self._peek_w, win)
             except OSError as e:
+                self._peek_dirty = False
                 if e.errno in (errno.EAGAIN, errno.EINTR):
                     return NOTHING
                 raise OSError(e.errno, f"{e.strerror} (peeking with tee)", self.path) from None
             if n == 0:
+                self._peek_dirty = False
                 return CLAIM_EOF if self._wait(select.POLLIN, 0.0) & select.POLLHUP else NOTHING
             peeked = bytearray()
             while len(peeked) < n:
                 peeked += os.read(self._peek_r, n - len(peeked))
+            self._peek_dirty = False
             k = p.claim_size(peeked, 0, n)
             if (k == 0 or p.c_wider) and n == win and win < self._window:
                 win = min(self._window, win * 4)
@@ -133,17 +157,48 @@ class _ClaimingReader(_ReaderBase):
             break
         if k == 0:
             return HEAD_INCOMPLETE
-        got = 0
-        while got < k:  # no /dev/null (fastfifo.Queue): read the same bytes, dropped
-            if self._null_fd >= 0:
-                got += os.splice(self._fd, self._null_fd, k - got)
-            else:
-                got += len(os.read(self._fd, k - got))
-        self._compact()
-        self._append(peeked[:k])
-        p.in_msg = p.c_in_msg
-        p.owe = p.c_owe
+        # Consume the claim by reading it over a copy of the peek whose first byte is
+        # changed: once the read has been, that byte is the peek's again, even if its
+        # result never reached us (see _settle).  One read: the pipe holds the k bytes,
+        # and no other reader takes any while we hold the lock.
+        claim = peeked[:k]
+        claim[0] ^= 0xFF
+        self._pending = (claim, peeked[0], p.c_in_msg, p.c_owe)
+        got = os.readv(self._fd, [claim])
+        while got < k:  # (only if a reader that ignores the lock took some: finish it)
+            got += os.readv(self._fd, [memoryview(claim)[got:]])
+        self._settle()
         return CLAIMED
+
+    def _settle(self) -> None:
+        """Finish a consume that a signal handler's exception cut short (or that just
+        ran): if its read happened, keep what it read, as the claim would have."""
+        pending = self._pending
+        assert pending is not None
+        claim, first, in_msg, owe = pending
+        if claim[0] != first:  # the read never happened: nothing was taken
+            self._pending = None
+            return
+        p = self._p
+        self._compact()
+        n = len(claim)
+        self._pending = None  # (no call from here to the end: nothing can land between)
+        try:
+            self._buf += claim
+            p.end += n
+        except MemoryError:
+            self._append(claim)  # (drops the message at the head if it must: see there)
+        p.in_msg = in_msg
+        p.owe = owe
+
+    def _drain_peek(self) -> None:
+        """Empty the private pipe of a peek that a signal handler's exception cut short."""
+        try:
+            while os.read(self._peek_r, 65536):
+                pass
+        except BlockingIOError:
+            pass
+        self._peek_dirty = False
 
     def _claim_owed(self) -> int:
         """Under the lock, part-way through a frame: read (some of) its rest (see _claims.pxi)."""

@@ -25,7 +25,10 @@ class _Endpoint:
         self._fd = self._wake_r = self._wake_w = -1
         self._closing = False
         self._eof_select = False  # wait for POLLIN with select(): see the Cython core
-        self._lock = threading.Lock()
+        # The call lock: an RLock only so that _enter can tell that this thread holds it
+        # (``_is_owned``, recorded by the acquire itself); never taken twice.
+        self._lock = threading.RLock()
+        self._inside = False  # a call holds the lock and is inside its try (see _enter)
         self._state = threading.Lock()  # guards fd numbers between close() and _leave()
         self.path = None
 
@@ -47,20 +50,47 @@ class _Endpoint:
 
     def _enter(self, deadline: float | None) -> bool:
         """Take the call lock; as ``_enter`` in the Cython core (50 ms slices, each
-        interruptible: signal handlers run, ``close()`` is noticed)."""
+        interruptible: signal handlers run, ``close()`` is noticed).
+
+        Every call is ``if not _enter(): raise ...`` then ``try: self._inside = True ...
+        finally: self._inside = False; self._leave()``.  A signal handler runs, and its
+        exception (a Ctrl-C the caller catches) is raised, wherever a call returns or a
+        function begins: after the acquire here, before the ``try``, at ``_leave``'s
+        start.  The lock is then still this thread's with no call inside it, and the
+        next call takes it over, where a plain Lock stayed held and every later call
+        waited for ever.  ``_inside`` is set and cleared with no call in between.
+        """
         if self._closing:
             self._raise_closed()
-        if not self._lock.acquire(False):
+        lock = self._lock
+        if lock._is_owned():  # type: ignore[attr-defined]
+            if not self._inside:
+                return self._entered()  # left by an interrupted call of this thread: ours
+            # A call of this thread is under way further up (a signal handler calls in):
+            # wait as the Cython core does, whose lock this thread cannot take twice.
             while True:
                 wait = 0.05
                 if deadline is not None:
                     wait = min(max(deadline - time.monotonic(), 0.0), 0.05)
-                if self._lock.acquire(True, wait):  # runs signal handlers on EINTR
+                time.sleep(wait)  # runs signal handlers
+                if self._closing:
+                    self._raise_closed()
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        if not lock.acquire(False):
+            while True:
+                wait = 0.05
+                if deadline is not None:
+                    wait = min(max(deadline - time.monotonic(), 0.0), 0.05)
+                if lock.acquire(True, wait):  # runs signal handlers on EINTR
                     break
                 if self._closing:
                     self._raise_closed()
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
+        return self._entered()
+
+    def _entered(self) -> bool:
         if self._closing:
             self._leave()  # the last thread out closes the fds (see _leave)
             self._raise_closed()
@@ -69,10 +99,17 @@ class _Endpoint:
     def _leave(self) -> None:
         """Release the call lock; once closing, the last thread out closes the fds."""
         self._lock.release()
-        if self._closing and self._lock.acquire(False):
+        if self._closing and self._take_idle():
             with self._state:
                 self._close_fds()
             self._lock.release()
+
+    def _take_idle(self) -> bool:
+        """Take the call lock if no call holds it (the RLock would let a signal handler
+        take it again inside a call of its own thread); see ``_enter``."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            return not self._inside  # left by an interrupted call of this thread: ours
+        return bool(self._lock.acquire(False))
 
     def _raise_closed(self) -> None:
         raise texts.closed(type(self).__name__, self.path, getattr(self, "_closed_reason", None))
@@ -86,7 +123,7 @@ class _Endpoint:
                     os.write(self._wake_w, b"x")
                 except BlockingIOError:
                     pass
-        if self._lock.acquire(False):
+        if self._take_idle():
             with self._state:
                 self._close_fds()
             self._lock.release()

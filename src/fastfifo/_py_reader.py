@@ -123,6 +123,7 @@ class ReaderCore(_ClaimingReader):
         if not self._enter(deadline):
             raise texts.busy(self.path, "Reader", timeout)
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             p.claim_max = 1
             while True:
                 status = p.take()
@@ -131,6 +132,7 @@ class ReaderCore(_ClaimingReader):
                 if not self._refill(status, deadline, timeout):
                     return p.end_of_stream()  # type: ignore[no-any-return]
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
 
     def get_many(self, max_messages: int = 1000, timeout: float | None = None) -> list[bytes]:
@@ -143,6 +145,7 @@ class ReaderCore(_ClaimingReader):
         out: list[bytes] = []
         read_more = True
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             p.claim_max = max_messages
             while True:
                 status = NEED
@@ -163,6 +166,7 @@ class ReaderCore(_ClaimingReader):
                 if not self._refill(status, deadline, timeout):
                     return [p.end_of_stream()]
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
 
     def get_batch(self, max_messages: int = 1000, timeout: float | None = None) -> MessageBatch:
@@ -209,6 +213,7 @@ class ReaderCore(_ClaimingReader):
             raise texts.busy(self.path, "Reader", timeout)
         out: list[bytes] = []
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             if self._peek_open:
                 raise RuntimeError(
                     f"{self.path!r}: a peek is held; _commit() or _abandon() it before "
@@ -260,12 +265,14 @@ class ReaderCore(_ClaimingReader):
                 if r < 0:
                     return [p.end_of_stream()]
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
 
     def _commit(self) -> None:
         """Consume exactly the bytes the held peek covers, and release the readers' lock."""
         self._enter(None)
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             if not self._peek_open:
                 return
             got = 0
@@ -290,14 +297,17 @@ class ReaderCore(_ClaimingReader):
                 self._peek_bytes = 0
                 self._release()
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
 
     def _abandon(self) -> None:
         """Release the readers' lock without consuming: the peeked messages stay first."""
         self._enter(None)
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             self._abandon_held()
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
 
     def _abandon_held(self) -> None:

@@ -49,6 +49,9 @@ class _ReaderBase(_Endpoint):
         self._wlock_fd = fd if wlock_fd < 0 else wlock_fd
         self._wlock_ofd = wlock_ofd
         self._window = 0
+        # A claim's steps a signal handler's exception can cut short (see _claim_tee):
+        self._peek_dirty = False  # the private pipe may hold a peek's bytes
+        self._pending: tuple[bytearray, int, bool, int] | None = None  # a consume
 
     def _eof_by_select(self) -> None:
         """Wait in select(), which sees the last writer leave (stop_at_eof, not shared)."""

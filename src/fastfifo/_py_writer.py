@@ -221,6 +221,7 @@ class WriterCore(_Endpoint):
         if not self._enter(deadline):
             raise texts.busy(self.path, "Writer", timeout)
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             if total == 0:
                 if self._pend and not self._flush(deadline):
                     raise texts.pending_full(self.path, timeout, len(self._pend))
@@ -233,6 +234,7 @@ class WriterCore(_Endpoint):
             elif not self._write(self._encode(view), deadline):
                 raise texts.pipe_full(self.path, timeout)
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
 
     def _flush(self, deadline: float | None) -> bool:
@@ -247,9 +249,11 @@ class WriterCore(_Endpoint):
         if not self._enter(deadline):
             raise texts.busy(self.path, "Writer", timeout)
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             if not self._flush(deadline):
                 raise texts.pending_full(self.path, timeout, len(self._pend), True)
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
 
     @property
@@ -259,11 +263,13 @@ class WriterCore(_Endpoint):
 
     def _flush_if_idle(self) -> bool:
         """close(): flush, waiting as needed, unless another thread is inside a call."""
-        if self._closing or not self._lock.acquire(False):
+        if self._closing or not self._take_idle():
             return False
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             self._flush(None)
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
         return True
 
@@ -285,6 +291,7 @@ class WriterCore(_Endpoint):
         if not self._enter(deadline):
             raise texts.busy(self.path, "Writer", timeout, 0)
         try:
+            self._inside = True  # (first: see _Endpoint._enter)
             if self._pend and not self._flush(deadline):
                 raise texts.pending_full(self.path, timeout, len(self._pend))
             chunk: list[bytes] = []
@@ -308,6 +315,7 @@ class WriterCore(_Endpoint):
             if chunk and not self._write(b"".join(chunk), deadline):
                 raise texts.batch_full(self.path, timeout, sent)
         finally:
+            self._inside = False  # (first: see _Endpoint._enter)
             self._leave()
 
 

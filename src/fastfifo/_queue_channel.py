@@ -285,61 +285,64 @@ class _Channel:
     def closed_error(self) -> ClosedError:
         return ClosedError(f"Queue {self.label!r} is closed")
 
-    def _enter_wait(self) -> None:
-        with self.mutex:
-            if self.closed:
-                raise self.closed_error()
-            self.waiters += 1
-
-    def _leave_wait(self) -> None:
-        with self.mutex:
-            self.waiters -= 1
-        self.shut_if_done()
-
     def _woken(self) -> None:
         """The private pipe is readable: the queue was closed, or a claim or count in
         another thread has its bytes there (then wait for it to end, and look again)."""
         if self.closed:
             raise self.closed_error()
         with self.rlock:
-            pass
+            if self.closed:
+                raise self.closed_error()
+            # No claim or count runs now, and close() writes its byte only once closed
+            # is set: what the pipe holds was left by a claim or count that a signal
+            # handler's exception cut short (the pure core's, Ctrl-C).  Drop it, or
+            # every wait would find the pipe readable and spin.
+            self._drain_private_pipe()
 
     def try_take(self, many: int) -> Any:
         """``attempt(many)`` under ``rlock``, or None when there is nothing to take now."""
-        rlock = self.rlock
-        rlock.acquire()
-        try:
+        # (``with``, never acquire() then try: a signal handler's exception (Ctrl-C) can
+        # land between the two and leave the lock held for ever; see take())
+        with self.rlock:
             if self.closed:
                 raise self.closed_error()
-            return self.attempt(many)
-        except Empty:
-            return None
-        finally:
-            rlock.release()
+            try:
+                return self.attempt(many)
+            except Empty:
+                return None
 
     def take(self, many: int, deadline: float | None, timeout: object) -> Any:
         """``attempt(many)``, waiting for a message until ``deadline`` (None: for ever)."""
         # try_take and attempt, written out: this is every get()'s path, and each
         # Python call level costs about a tenth of a claim (docs/benchmarks.md).
-        rlock = self.rlock
-        rlock.acquire()
-        try:
+        # ``with``, never acquire() then try: a signal handler runs when a call returns,
+        # so a Ctrl-C caught by the consumer could land between acquire() and try and
+        # leave the lock held, and every later get() of the process wait for ever.  The
+        # ``with`` statement takes the lock with no such point before its block.
+        with self.rlock:
             if self.closed:
                 raise self.closed_error()
-            if many:
-                return self.reader.get_many(many, 0)
-            return self.reader.get(0)
-        except Empty:
-            pass
-        finally:
-            rlock.release()
+            try:
+                if many:
+                    return self.reader.get_many(many, 0)
+                return self.reader.get(0)
+            except Empty:
+                pass
         if deadline is not None and time.monotonic() >= deadline:
             raise Empty(f"Queue {self.label!r}: no object within {timeout} s")
-        self._enter_wait()
+        counted = False
         try:
+            with self.mutex:  # (counted as in sleep(): see there)
+                if self.closed:
+                    raise self.closed_error()
+                self.waiters += 1
+                counted = True
             return self._wait_take(many, deadline, timeout)
         finally:
-            self._leave_wait()
+            if counted:
+                with self.mutex:
+                    self.waiters -= 1
+                self.shut_if_done()
 
     def _wait_take(self, many: int, deadline: float | None, timeout: object) -> Any:
         p = select.poll()
@@ -373,14 +376,27 @@ class _Channel:
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` (whole milliseconds); ``close()`` ends it with ``ClosedError``."""
-        self._enter_wait()
+        counted = False
         try:
+            # The count and ``counted`` change with no call between them (nor before
+            # the finally's decrement), so a signal handler's exception (Ctrl-C), which
+            # can land where a call returns or a function begins, cannot leave the one
+            # without the other: a count left behind would keep close() from ever
+            # closing the descriptors.
+            with self.mutex:
+                if self.closed:
+                    raise self.closed_error()
+                self.waiters += 1
+                counted = True
             p = select.poll()
             p.register(self.peek_r, select.POLLIN)
             if p.poll(_ms(seconds)):
                 self._woken()
         finally:
-            self._leave_wait()
+            if counted:
+                with self.mutex:
+                    self.waiters -= 1
+                self.shut_if_done()
 
     # ------------------------------------------------------------ counting
 
@@ -467,9 +483,7 @@ class _Channel:
     def send(self, data: Any, size: int) -> None:
         """Write ``data`` now if the pipe has room and nothing of ours waits before it;
         else hand it to the feeder.  Never waits for a consumer."""
-        mutex = self.mutex
-        mutex.acquire()
-        try:
+        with self.mutex:  # (not acquire() then try: see take())
             if self.closed:
                 raise self.closed_error()
             w = self.writer
@@ -486,8 +500,6 @@ class _Channel:
                 self._hand_over([data])
                 return
             self.busy = True  # a large message that fits: written here, others queue behind
-        finally:
-            mutex.release()
         try:
             self._write_large(w, [data])
         finally:
