@@ -329,3 +329,77 @@ def as_unprivileged(fn):
         data = f.read()
     os.waitpid(pid, 0)
     return pickle.loads(data)
+
+
+def catch_ctrl_c_and_go_on(take, record, gets, ints, ready, done) -> None:
+    """A consumer's loop: ``take()`` (a list) until ``done``, ``record`` each item, count
+    them in ``gets``.  A SIGINT that lands inside ``take()`` raises KeyboardInterrupt
+    there, which is caught (counted in ``ints``), and the loop goes on."""
+    import signal
+
+    import fastfifo
+
+    inside = [False]
+
+    def on_sigint(signum, frame):
+        if inside[0]:  # (only inside the call: elsewhere it would end this loop)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    ready.set()
+    while not done.is_set():
+        try:
+            inside[0] = True
+            items = take()
+            inside[0] = False
+        except KeyboardInterrupt:
+            inside[0] = False
+            ints.value += 1
+            continue
+        except fastfifo.Empty:
+            inside[0] = False
+            continue
+        for item in items:
+            record(item)
+        gets.value += len(items)
+
+
+def ctrl_c_again_and_again(victim, gets, ready, signals: int = 300, seed: int = 0) -> None:
+    """SIGINT ``victim`` ``signals`` times, each time until it took 1-40 more items
+    (``gets``): it must go on taking, and stay alive."""
+    import signal
+    import time
+
+    rng = random.Random(seed)
+    assert ready.wait(60), "the consumer never started"
+    for _ in range(signals):
+        os.kill(victim.pid, signal.SIGINT)
+        target, start = rng.randint(1, 40), gets.value
+        deadline = time.monotonic() + 60
+        while gets.value - start < target and victim.is_alive():
+            assert time.monotonic() < deadline, "the interrupted consumer stopped taking"
+            time.sleep(0.0005)
+        assert victim.is_alive(), f"the consumer died (exit code {victim.exitcode})"
+
+
+def check_two_consumers(sent: int, got: list[int], taken, lost_at_most: int) -> None:
+    """Items 0..sent-1 went to a consumer that kept ``got`` and one that set ``taken[i]``:
+    none twice, none to both, at most ``lost_at_most`` to neither."""
+    by_other = [i for i in range(sent) if taken[i]]
+    assert len(got) == len(set(got)), "an item was delivered twice"
+    assert not set(got) & set(by_other), "an item went to two consumers"
+    lost = sent - len(got) - len(by_other)
+    assert 0 <= lost <= lost_at_most, f"{lost} items lost, at most {lost_at_most} may be"
+
+
+def stop_in_order(done, victim, stop, producer, survivor) -> None:
+    """End an interrupted consumer's test: the consumer first (``done``; killed if it
+    hangs), then the producer (``stop``), whose last item ends the surviving thread."""
+    done.set()
+    victim.join(60)
+    if victim.is_alive():
+        victim.kill()
+        victim.join()
+    stop.set()
+    producer.join(60)
+    survivor.join(120)

@@ -22,7 +22,16 @@ import threading
 import time
 
 import pytest
-from helpers import BACKENDS, collect_losses, ff_queue, losses_logged
+from helpers import (
+    BACKENDS,
+    catch_ctrl_c_and_go_on,
+    check_two_consumers,
+    collect_losses,
+    ctrl_c_again_and_again,
+    ff_queue,
+    losses_logged,
+    stop_in_order,
+)
 
 import fastfifo
 import fastfifo._queue_channel
@@ -696,6 +705,19 @@ def _killed_consumer(q, taken, gets) -> None:
         gets.value += 1  # (no lock: one of these runs at a time, and it is killed)
 
 
+def _survive(q, got, errors) -> None:
+    """Take objects into ``got`` (CorruptStreamErrors into ``errors``) up to a None."""
+    while True:
+        try:
+            item = q.get(timeout=60)
+        except fastfifo.CorruptStreamError as e:
+            errors.append(e)
+            continue
+        if item is None:
+            return
+        got.append(item)
+
+
 def _endless_producer(q, stop, count, limit) -> None:
     i = 0
     while not stop.is_set() and i < limit:
@@ -722,19 +744,8 @@ def test_a_consumer_killed_at_any_instant_costs_the_others_nothing(ffq):
     got, errors = [], []
     rng = random.Random(0)
 
-    def survive() -> None:
-        while True:
-            try:
-                item = q.get(timeout=60)
-            except fastfifo.CorruptStreamError as e:
-                errors.append(e)
-                continue
-            if item is None:
-                return
-            got.append(item)
-
     with collect_losses() as logged:
-        survivor = threading.Thread(target=survive)
+        survivor = threading.Thread(target=_survive, args=(q, got, errors))
         survivor.start()
         for _ in range(kills):
             victim = ctx.Process(target=_killed_consumer, args=(q, taken, gets))
@@ -763,31 +774,10 @@ def test_a_consumer_killed_at_any_instant_costs_the_others_nothing(ffq):
 
 
 def _interrupted_consumer(q, taken, gets, ints, ready, done, many) -> None:
-    """Take objects until ``done``; a SIGINT that lands in a get() raises
-    KeyboardInterrupt there, which is caught, and the consumer goes on."""
-    inside = [False]
+    def take():
+        return q.get_many(max_messages=many, timeout=0.05) if many else [q.get(timeout=0.05)]
 
-    def on_sigint(signum, frame):
-        if inside[0]:  # (only inside the call: elsewhere it would end this loop)
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_sigint)
-    ready.set()
-    while not done.is_set():
-        try:
-            inside[0] = True
-            items = q.get_many(max_messages=many, timeout=0.05) if many else [q.get(timeout=0.05)]
-            inside[0] = False
-        except KeyboardInterrupt:
-            inside[0] = False
-            ints.value += 1
-            continue
-        except fastfifo.Empty:
-            inside[0] = False
-            continue
-        for i in items:
-            taken[i] = 1
-        gets.value += len(items)
+    catch_ctrl_c_and_go_on(take, lambda i: taken.__setitem__(i, 1), gets, ints, ready, done)
 
 
 @pytest.mark.parametrize("many", [0, 16], ids=["get", "get_many"])
@@ -798,7 +788,7 @@ def test_a_consumer_that_catches_ctrl_c_and_goes_on_breaks_nothing(ffq, many):
     twice, no consumer sees CorruptStreamError or a false ClosedError, and the
     interrupted consumer and the others go on taking objects."""
     ctx = multiprocessing.get_context("fork")
-    signals, limit = 300, 8_000_000  # (the producer stops at ``limit``: far more than needed)
+    limit = 8_000_000  # (the producer stops at ``limit``: far more than it needs)
     q = ffq()
     taken = ctx.Array("b", limit, lock=False)
     gets, ints = ctx.Value("l", 0, lock=False), ctx.Value("l", 0, lock=False)
@@ -806,56 +796,20 @@ def test_a_consumer_that_catches_ctrl_c_and_goes_on_breaks_nothing(ffq, many):
     producer = ctx.Process(target=_endless_producer, args=(q, stop, count, limit))
     producer.start()
     got, errors = [], []
-    rng = random.Random(1)
-
-    def survive() -> None:
-        while True:
-            try:
-                item = q.get(timeout=60)
-            except fastfifo.CorruptStreamError as e:
-                errors.append(e)
-                continue
-            if item is None:
-                return
-            got.append(item)
 
     with collect_losses() as logged:
-        survivor = threading.Thread(target=survive)
+        survivor = threading.Thread(target=_survive, args=(q, got, errors))
         survivor.start()
-        victim = ctx.Process(
-            target=_interrupted_consumer, args=(q, taken, gets, ints, ready, done, many)
-        )
+        args = (q, taken, gets, ints, ready, done, many)
+        victim = ctx.Process(target=_interrupted_consumer, args=args)
         victim.start()
         try:
-            assert ready.wait(60), "the consumer never started"
-            for _ in range(signals):
-                os.kill(victim.pid, signal.SIGINT)
-                # Let it take a few objects after each interrupt: it must go on taking.
-                target, start = rng.randint(1, 40), gets.value
-                deadline = time.monotonic() + 60
-                while gets.value - start < target and victim.is_alive():
-                    assert time.monotonic() < deadline, "the interrupted consumer stopped taking"
-                    time.sleep(0.0005)
-                assert victim.is_alive(), f"the consumer died (exit code {victim.exitcode})"
+            ctrl_c_again_and_again(victim, gets, ready, seed=1)
         finally:
-            done.set()
-            victim.join(60)
-            if victim.is_alive():
-                victim.kill()
-                victim.join()
-            stop.set()
-            producer.join(60)
-            survivor.join(120)
+            stop_in_order(done, victim, stop, producer, survivor)
     assert victim.exitcode == 0, f"the consumer died (exit code {victim.exitcode})"
     assert not survivor.is_alive()
     assert not errors, f"a survivor saw an interrupted consumer's half-taken object: {errors[0]}"
     assert not logged, logged
     assert ints.value > 0, "no get() was interrupted: the test tested nothing"
-    sent = count.value
-    by_victim = [i for i in range(sent) if taken[i]]
-    assert len(got) == len(set(got)), "an object was delivered twice"
-    assert not set(got) & set(by_victim), "an object went to two consumers"
-    lost = sent - len(got) - len(by_victim)
-    assert 0 <= lost <= ints.value * max(many, 1), (
-        f"{lost} objects lost with {ints.value} interrupted calls"
-    )
+    check_two_consumers(count.value, got, taken, ints.value * max(many, 1))

@@ -18,12 +18,16 @@ from helpers import (
     BACKENDS,
     KillSafeCounters,
     KillSafeFlag,
+    catch_ctrl_c_and_go_on,
     check_message,
+    check_two_consumers,
     collect_losses,
+    ctrl_c_again_and_again,
     endpoints,
     losses_logged,
     make_message,
     sizes,
+    stop_in_order,
 )
 
 import fastfifo
@@ -471,31 +475,15 @@ def _endless_seq_writer(backend, path, stop, count, limit):
 def _interrupted_reader(backend, path, taken, gets, ints, ready, done, many):
     """A shared reader that catches the KeyboardInterrupt a SIGINT raises inside a get()
     and goes on taking, until ``done``."""
-    inside = [False]
+    with endpoints(backend).Reader(path, shared=True) as r:
 
-    def on_sigint(signum, frame):
-        if inside[0]:  # (only inside the call: elsewhere it would end this loop)
-            raise KeyboardInterrupt
+        def take():
+            return r.get_many(many, timeout=0.05) if many else [r.get(timeout=0.05)]
 
-    signal.signal(signal.SIGINT, on_sigint)
-    ns = endpoints(backend)
-    with ns.Reader(path, shared=True) as r:
-        ready.set()
-        while not done.is_set():
-            try:
-                inside[0] = True
-                msgs = r.get_many(many, timeout=0.05) if many else [r.get(timeout=0.05)]
-                inside[0] = False
-            except KeyboardInterrupt:
-                inside[0] = False
-                ints.value += 1
-                continue
-            except fastfifo.Empty:
-                inside[0] = False
-                continue
-            for m in msgs:
-                taken[int.from_bytes(m[:8], "little")] = 1
-            gets.value += len(msgs)
+        def record(m):
+            taken[int.from_bytes(m[:8], "little")] = 1
+
+        catch_ctrl_c_and_go_on(take, record, gets, ints, ready, done)
 
 
 @pytest.mark.parametrize("many", [0, 16], ids=["get", "get_many"])
@@ -505,14 +493,11 @@ def test_a_shared_reader_that_catches_ctrl_c_and_goes_on_breaks_nothing(ff, fifo
     (as when the reader is killed), and nothing else: no message is delivered twice, the
     other reader sees no half-taken message (CorruptStreamError, a loss logged), and
     both go on taking messages (no lock left held, no false ClosedError)."""
-    import random
-
     limit = 1 << 24  # (far more than the writer can write before it is stopped)
     taken = CTX.Array("b", limit, lock=False)
     gets, ints = CTX.Value("l", 0, lock=False), CTX.Value("l", 0, lock=False)
     stop, ready, done, count = CTX.Event(), CTX.Event(), CTX.Event(), CTX.Value("l", 0)
     got, errors = [], []
-    rng = random.Random(2)
     with ff.Reader(fifo, shared=True) as survivor_r, collect_losses() as logged:
 
         def survive() -> None:
@@ -527,44 +512,19 @@ def test_a_shared_reader_that_catches_ctrl_c_and_goes_on_breaks_nothing(ff, fifo
                 got.append(int.from_bytes(m[:8], "little"))
 
         writer = CTX.Process(target=_endless_seq_writer, args=(ff.name, fifo, stop, count, limit))
-        victim = CTX.Process(
-            target=_interrupted_reader,
-            args=(ff.name, fifo, taken, gets, ints, ready, done, many),
-        )
+        args = (ff.name, fifo, taken, gets, ints, ready, done, many)
+        victim = CTX.Process(target=_interrupted_reader, args=args)
         survivor = threading.Thread(target=survive)
         victim.start()
         writer.start()
         survivor.start()
         try:
-            assert ready.wait(60), "the reader never started"
-            for _ in range(300):
-                os.kill(victim.pid, signal.SIGINT)
-                # Let it take a few messages after each interrupt: it must go on taking.
-                target, start = rng.randint(1, 40), gets.value
-                deadline = time.monotonic() + 60
-                while gets.value - start < target and victim.is_alive():
-                    assert time.monotonic() < deadline, "the interrupted reader stopped taking"
-                    time.sleep(0.0005)
-                assert victim.is_alive(), f"the reader died (exit code {victim.exitcode})"
+            ctrl_c_again_and_again(victim, gets, ready, seed=2)
         finally:
-            done.set()
-            victim.join(60)
-            if victim.is_alive():
-                victim.kill()
-                victim.join()
-            stop.set()
-            writer.join(60)
-            survivor.join(120)
+            stop_in_order(done, victim, stop, writer, survivor)
     assert victim.exitcode == 0, f"the reader died (exit code {victim.exitcode})"
     assert not survivor.is_alive(), "the other reader stopped taking"
     assert not errors, f"the other reader saw a half-taken message: {errors[0]}"
     assert not logged, logged
     assert ints.value > 0, "no get() was interrupted: the test tested nothing"
-    sent = count.value
-    by_victim = [i for i in range(sent) if taken[i]]
-    assert len(got) == len(set(got)), "a message was delivered twice"
-    assert not set(got) & set(by_victim), "a message went to both readers"
-    lost = sent - len(got) - len(by_victim)
-    assert 0 <= lost <= ints.value * max(many, 1), (
-        f"{lost} messages lost with {ints.value} interrupted calls"
-    )
+    check_two_consumers(count.value, got, taken, ints.value * max(many, 1))
