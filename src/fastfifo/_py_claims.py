@@ -26,8 +26,8 @@ class _ClaimingReader(_ReaderBase):
     def _fill_shared(self, deadline: float | None) -> int:
         p = self._p
         first = True
-        if self._pending is not None:  # a claim a signal handler's exception cut short:
-            self._settle()  # keep what it took (see _claim_tee), before any wait
+        if self._pending is not None and self._settle():  # a claim a signal handler's
+            return FILLED  # exception cut short, and even its except below: it took this
         if self._peek_dirty:  # (its wake-up pipe may be the private pipe: fastfifo.Queue)
             self._drain_peek()
         while True:
@@ -49,7 +49,11 @@ class _ClaimingReader(_ReaderBase):
                 r = self._claim_tee() if self._use_tee else self._claim_exact()
             except BaseException:
                 # (also a signal handler's exception, Ctrl-C, which can land right after
-                # the lock was taken and before _locked says so: unlock regardless)
+                # the lock was taken and before _locked says so: unlock regardless; and
+                # after a consume: keep what it took first, which may be the start of a
+                # large message that holds the lock)
+                if self._pending is not None:
+                    self._settle()
                 if not self._holding():
                     self._locked = False
                     if self._rlock_fd >= 0:  # (not when a handler closed the Reader)
@@ -170,15 +174,15 @@ class _ClaimingReader(_ReaderBase):
         self._settle()
         return CLAIMED
 
-    def _settle(self) -> None:
+    def _settle(self) -> bool:
         """Finish a consume that a signal handler's exception cut short (or that just
-        ran): if its read happened, keep what it read, as the claim would have."""
+        ran): if its read happened, keep what it read, as the claim would have (True)."""
         pending = self._pending
         assert pending is not None
         claim, first, in_msg, owe = pending
         if claim[0] != first:  # the read never happened: nothing was taken
             self._pending = None
-            return
+            return False
         p = self._p
         self._compact()
         n = len(claim)
@@ -190,6 +194,7 @@ class _ClaimingReader(_ReaderBase):
             self._append(claim)  # (drops the message at the head if it must: see there)
         p.in_msg = in_msg
         p.owe = owe
+        return True
 
     def _drain_peek(self) -> None:
         """Empty the private pipe of a peek that a signal handler's exception cut short."""
