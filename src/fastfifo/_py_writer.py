@@ -110,14 +110,18 @@ class WriterCore(_Endpoint):
         """Send one message as FIRST, MIDDLE..., LAST fragments under the writers' lock
         (in bursts when this is the only Writer: see the Cython core)."""
         n = data.nbytes
-        if not self._lock_wait(self._lock_fd, self._lock_ofd, deadline):
-            raise texts.large_lock_held(self.path, timeout)
+        # Each lock is taken inside the try that lets it go (an unlock of a lock not held
+        # does nothing): a signal handler's exception (Ctrl-C) can land as soon as the
+        # taking call returns, and a lock left held would keep other Writers from large
+        # messages, or from opening at all (the burst byte), until this one's next.
         try:
+            if not self._lock_wait(self._lock_fd, self._lock_ofd, deadline):
+                raise texts.large_lock_held(self.path, timeout)
             off = 0
             while True:
-                if self._present and self._burst_byte(True):
+                if self._present:
                     try:  # (the burst byte, then the look for others: see the Cython core)
-                        if not _ofd_held(self._fd, 2, 0):
+                        if self._burst_byte(True) and not _ofd_held(self._fd, 2, 0):
                             off = self._burst(data, off)  # the only Writer open
                     finally:
                         self._burst_byte(False)
