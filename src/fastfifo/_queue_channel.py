@@ -215,6 +215,7 @@ class _Channel:
         self.idle = False  # the feeder thread waits on ``cond`` for something to write
         self.join_cancelled = False
         self.joiner: Any = None  # multiprocessing.util.Finalize that joins the feeder
+        self.joined: threading.Thread | None = None  # the feeder ``joiner`` joins
         self.waiters = 0
         self.closed = False  # no more get/put here; the feeder still writes what it holds
         self.shut = False  # descriptors closed
@@ -339,9 +340,8 @@ class _Channel:
                 counted = True
             return self._wait_take(many, deadline, timeout)
         finally:
-            if counted:
-                with self.mutex:
-                    self.waiters -= 1
+            if counted:  # (not under the mutex: its wait can end in a handler's exception)
+                self.waiters -= 1
                 self.shut_if_done()
 
     def _wait_take(self, many: int, deadline: float | None, timeout: object) -> Any:
@@ -380,9 +380,10 @@ class _Channel:
         try:
             # The count and ``counted`` change with no call between them (nor before
             # the finally's decrement), so a signal handler's exception (Ctrl-C), which
-            # can land where a call returns or a function begins, cannot leave the one
-            # without the other: a count left behind would keep close() from ever
-            # closing the descriptors.
+            # can land where a call returns or a function begins, or end a wait for a
+            # lock, cannot leave the one without the other: a count left behind would
+            # keep close() from ever closing the descriptors.  (The decrement is one
+            # attribute update with no call inside: no other thread runs in between.)
             with self.mutex:
                 if self.closed:
                     raise self.closed_error()
@@ -393,9 +394,8 @@ class _Channel:
             if p.poll(_ms(seconds)):
                 self._woken()
         finally:
-            if counted:
-                with self.mutex:
-                    self.waiters -= 1
+            if counted:  # (not under the mutex: its wait can end in a handler's exception)
+                self.waiters -= 1
                 self.shut_if_done()
 
     # ------------------------------------------------------------ counting
@@ -483,32 +483,42 @@ class _Channel:
     def send(self, data: Any, size: int) -> None:
         """Write ``data`` now if the pipe has room and nothing of ours waits before it;
         else hand it to the feeder.  Never waits for a consumer."""
-        with self.mutex:  # (not acquire() then try: see take())
-            if self.closed:
-                raise self.closed_error()
-            w = self.writer
-            if self.buffer or self.busy:
-                self._hand_over([data])  # behind what waits already
-                return
-            if size <= self.atomic:
-                try:
-                    w.put(data, 0)
-                except Full:
-                    self._hand_over([data])
-                return
-            if not room_for(self.fd, size, self.atomic):
-                self._hand_over([data])
-                return
-            self.busy = True  # a large message that fits: written here, others queue behind
+        mine = False  # busy is ours to clear
         try:
+            with self.mutex:  # (not acquire() then try: see take())
+                if self.closed:
+                    raise self.closed_error()
+                w = self.writer
+                if self.buffer or self.busy:
+                    self._hand_over([data])  # behind what waits already
+                    return
+                if size <= self.atomic:
+                    try:
+                        w.put(data, 0)
+                    except Full:
+                        self._hand_over([data])
+                    return
+                if not room_for(self.fd, size, self.atomic):
+                    self._hand_over([data])
+                    return
+                # A large message that fits: written here, others queue behind.  busy
+                # and mine change with no call between, inside the try: a signal
+                # handler's exception (Ctrl-C) landing as the mutex is let go must not
+                # leave busy set, or the feeder would wait for ever and write nothing.
+                self.busy = True
+                mine = True
             self._write_large(w, [data])
         finally:
-            with self.mutex:
+            if mine:
+                # busy first, outside the mutex (one attribute store: the GIL makes it
+                # whole): the wait for the mutex can itself end in a handler's exception.
+                # Should it, the feeder wakes at the next put or at close().
                 self.busy = False
-                if self.buffer:
-                    self._start_feeder()
-                self.cond.notify_all()
-            self.shut_if_done()
+                with self.mutex:
+                    if self.buffer:
+                        self._start_feeder()
+                    self.cond.notify_all()
+                self.shut_if_done()
 
     def send_many(self, items: list[Any], sizes: list[int]) -> None:
         """``send`` for a batch: as much as the pipe has room for now, the rest to the feeder."""
@@ -534,17 +544,30 @@ class _Channel:
         self._start_feeder()
 
     def _start_feeder(self) -> None:
-        if self.thread is not None:
-            if self.idle:  # else it will look at the buffer before it waits again
-                self.cond.notify()
-            return
-        t = threading.Thread(target=self._feed, name="fastfifo.Queue feeder", daemon=True)
-        t.start()
-        self.thread = t
-        if not self.join_cancelled:
+        """(Under the mutex.)  Start the feeder, or wake it.
+
+        A signal handler's exception (Ctrl-C in a producer that catches it) can land
+        anywhere in here, also inside ``Thread.start()``, so nothing is assumed from an
+        earlier call: the thread is recorded before it starts, and one recorded that did
+        not come to run within a second (its start was cut short) is replaced by a new
+        one.  (Started first and recorded after, an exception in between left a feeder
+        no one knew of; starting the recorded one again could run it twice.)
+        """
+        t = self.thread
+        if t is not None and not t._started.is_set() and not t._started.wait(1.0):  # type: ignore[attr-defined]
+            t = None  # (a thread that was started sets it at once)
+        if t is None:
+            t = self.thread = threading.Thread(
+                target=self._feed, name="fastfifo.Queue feeder", daemon=True
+            )
+            t.start()
+        elif self.idle:  # else it will look at the buffer before it waits again
+            self.cond.notify()
+        if self.joined is not t and not self.join_cancelled:
             # As multiprocessing's: at exit, after the processes it started were joined,
             # wait for the feeder to write what it holds (unless cancel_join_thread()).
             self.joiner = _mp_util.Finalize(t, _join_feeder, [weakref.ref(t)], exitpriority=-5)
+            self.joined = t  # (cut off before this: a second joiner of t, harmless)
 
     def _write_large(self, w: Any, items: list[Any]) -> None:
         """Write a batch with a message above one atomic write, waiting for room (the
@@ -584,9 +607,11 @@ class _Channel:
                     with self.cond:
                         self.busy = False
                         self.inflight = 0
+                        self.cond.notify_all()  # (a second feeder may wait: see _start_feeder)
         finally:
             with self.mutex:
-                self.thread = None
+                if self.thread is threading.current_thread():
+                    self.thread = None
             self.shut_if_done()
 
     def _feed_batch(self, w: Any, batch: list[bytes]) -> None:
