@@ -560,14 +560,16 @@ class _Channel:
             t = self.thread = threading.Thread(
                 target=self._feed, name="fastfifo.Queue feeder", daemon=True
             )
-            t.start()
-        elif self.idle:  # else it will look at the buffer before it waits again
-            self.cond.notify()
         if self.joined is not t and not self.join_cancelled:
             # As multiprocessing's: at exit, after the processes it started were joined,
             # wait for the feeder to write what it holds (unless cancel_join_thread()).
+            # (Before the start: no feeder runs without its joiner.)
             self.joiner = _mp_util.Finalize(t, _join_feeder, [weakref.ref(t)], exitpriority=-5)
             self.joined = t  # (cut off before this: a second joiner of t, harmless)
+        if not t._started.is_set():  # type: ignore[attr-defined]
+            t.start()
+        elif self.idle:  # else it will look at the buffer before it waits again
+            self.cond.notify()
 
     def _write_large(self, w: Any, items: list[Any]) -> None:
         """Write a batch with a message above one atomic write, waiting for room (the
@@ -711,7 +713,8 @@ class _Channel:
 
 def _join_feeder(ref: weakref.ref[threading.Thread]) -> None:
     t = ref()
-    if t is not None and t is not threading.current_thread():
+    # (not one whose start a signal handler's exception cut short: see _start_feeder)
+    if t is not None and t is not threading.current_thread() and t.ident is not None:
         t.join()
 
 
