@@ -394,6 +394,15 @@ class Backoff:
         self.delay = self.first
 
 
+def drain(fd: int) -> None:
+    """Read a non-blocking pipe empty, dropping what it held (a private peek pipe)."""
+    try:
+        while os.read(fd, 1 << 16):
+            pass
+    except BlockingIOError:
+        pass
+
+
 def pipe_capacity(fd: int) -> int:
     """The pipe's size in bytes where the kernel tells it (Linux), else 8192 (macOS)."""
     if _F_GETPIPE_SZ is None:

@@ -9,6 +9,7 @@ import os
 import select
 import time
 
+from ._open import drain
 from ._py_clock import _tee, parse
 from ._py_reader_base import ABANDONED, _ReaderBase
 
@@ -29,7 +30,8 @@ class _ClaimingReader(_ReaderBase):
         if self._pending is not None and self._settle():  # a claim a signal handler's
             return FILLED  # exception cut short, and even its except below: it took this
         if self._peek_dirty:  # (its wake-up pipe may be the private pipe: fastfifo.Queue)
-            self._drain_peek()
+            drain(self._peek_r)
+            self._peek_dirty = False
         while True:
             try:
                 if not self._locked:
@@ -195,15 +197,6 @@ class _ClaimingReader(_ReaderBase):
         p.in_msg = in_msg
         p.owe = owe
         return True
-
-    def _drain_peek(self) -> None:
-        """Empty the private pipe of a peek that a signal handler's exception cut short."""
-        try:
-            while os.read(self._peek_r, 65536):
-                pass
-        except BlockingIOError:
-            pass
-        self._peek_dirty = False
 
     def _claim_owed(self) -> int:
         """Under the lock, part-way through a frame: read (some of) its rest (see _claims.pxi)."""

@@ -62,33 +62,24 @@ class _Endpoint:
         """
         if self._closing:
             self._raise_closed()
-        lock = self._lock
-        if lock._is_owned():  # type: ignore[attr-defined]
-            if not self._inside:
-                return self._entered()  # left by an interrupted call of this thread: ours
-            # A call of this thread is under way further up (a signal handler calls in):
-            # wait as the Cython core does, whose lock this thread cannot take twice.
-            while True:
-                wait = 0.05
-                if deadline is not None:
-                    wait = min(max(deadline - time.monotonic(), 0.0), 0.05)
+        if self._take_idle():
+            return self._entered()
+        # Held: by another thread, or by a call of this one under way further up (a
+        # signal handler calls in), which the RLock would let in again: wait as the
+        # Cython core does, whose lock this thread cannot take twice.
+        ours = self._lock._is_owned()  # type: ignore[attr-defined]
+        while True:
+            wait = 0.05
+            if deadline is not None:
+                wait = min(max(deadline - time.monotonic(), 0.0), 0.05)
+            if ours:
                 time.sleep(wait)  # runs signal handlers
-                if self._closing:
-                    self._raise_closed()
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
-        if not lock.acquire(False):
-            while True:
-                wait = 0.05
-                if deadline is not None:
-                    wait = min(max(deadline - time.monotonic(), 0.0), 0.05)
-                if lock.acquire(True, wait):  # runs signal handlers on EINTR
-                    break
-                if self._closing:
-                    self._raise_closed()
-                if deadline is not None and time.monotonic() >= deadline:
-                    return False
-        return self._entered()
+            elif self._lock.acquire(True, wait):  # runs signal handlers on EINTR
+                return self._entered()
+            if self._closing:
+                self._raise_closed()
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
 
     def _entered(self) -> bool:
         if self._closing:

@@ -53,6 +53,7 @@ from ._open import (
     PEEK_WINDOW,
     Backoff,
     bytes_waiting,
+    drain,
     open_fifo,
     pipe_capacity,
     room_for,
@@ -298,7 +299,7 @@ class _Channel:
             # is set: what the pipe holds was left by a claim or count that a signal
             # handler's exception cut short (the pure core's, Ctrl-C).  Drop it, or
             # every wait would find the pipe readable and spin.
-            self._drain_private_pipe()
+            drain(self.peek_r)
 
     def try_take(self, many: int) -> Any:
         """``attempt(many)`` under ``rlock``, or None when there is nothing to take now."""
@@ -412,7 +413,7 @@ class _Channel:
                 try:
                     data = self.core.peek(self.fd, self.peek_r, self.peek_w, waiting)
                 except BaseException:
-                    self._drain_private_pipe()
+                    drain(self.peek_r)
                     raise
                 n = self.core.count_messages(data, limit)
                 fifo_cap = pipe_capacity(self.fd)
@@ -423,13 +424,6 @@ class _Channel:
                 if attempt == 0:
                     self.peek_cap = set_pipe_size(self.peek_w, fifo_cap)
             return n, False
-
-    def _drain_private_pipe(self) -> None:
-        try:
-            while os.read(self.peek_r, 1 << 16):
-                pass
-        except BlockingIOError:
-            pass
 
     def unsent(self) -> int:
         """Messages this process put that are not in the pipe yet (the feeder's)."""
