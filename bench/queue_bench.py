@@ -6,6 +6,7 @@ Run from the root of a checkout (faster-fifo is optional; its rows say "not inst
     python bench/queue_bench.py --reps 5 --seconds 1.0
     python bench/queue_bench.py --only fastfifo.Queue --rows 1->1 --json out.json
     python bench/queue_bench.py --baseline ../other-checkout/src   # before/after, one run
+    python bench/queue_bench.py --ceiling       # also what any Python queue reaches
 
 ``--json`` also writes every run's rate.  ``--baseline SRC`` adds fastfifo.Queue from
 another checkout (``SRC`` holds its built ``fastfifo`` package) as one more peer: its runs
@@ -20,6 +21,18 @@ Consumers stop at a ``None`` per consumer that the parent puts once every produc
 done.  Each consumer adds up the ids it took; the run fails unless the total and count
 match exactly (nothing lost or duplicated).  A pilot run per (row, peer) sizes the timed
 runs to about ``--seconds`` each, and the peers' timed runs are interleaved.
+
+``--ceiling`` adds ``records``, not a library: about the cheapest exactly-once queue of
+pickled objects between Python processes, to show what a ``get()`` of one system call
+gives.  Every object is padded to one record of ``RECORD`` bytes in an anonymous pipe.
+Every write is whole records and ``RECORD`` divides the page size, so the kernel cuts a
+write (when the pipe fills) only between records, and a ``read()`` of one record takes
+one whole object with no lock: consumers never split one.  It gives up what fastfifo
+keeps: objects larger than a record, shell writers, a name in the filesystem,
+``close()`` ending waits, and errors that say what went wrong.  For the batched rows,
+``--ceiling`` prints instead what pickling alone allows: ``pickle.dumps`` and
+``pickle.loads`` of each kind of object, timed in this process, and the rate of a
+producer and a consumer that did nothing else, each on its own CPU.
 
 Objects: ``dict`` is ``{"id": i, "name": "item-i", "price": 1.5, "tags": ["a", "b"]}``;
 ``tuple`` is ``(i, "item-i", 1.5, True)``.  Everything is pickled (each queue's default).
@@ -117,6 +130,76 @@ def _faster_fifo() -> Peer:
     )
 
 
+#: The records ceiling's record: a 4-byte length, the pickle, padding (divides PIPE_BUF).
+RECORD = 256
+
+
+class _Records:
+    """The ``records`` ceiling's queue (see the module docstring): inherited through fork."""
+
+    def __init__(self) -> None:
+        import fcntl
+
+        self.r, self.w = os.pipe()
+        fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, 1 << 20)  # fastfifo's pipe size
+
+    @staticmethod
+    def _record(obj: Any) -> bytes:
+        import pickle
+
+        data = pickle.dumps(obj)
+        if len(data) > RECORD - 4:
+            raise ValueError(f"records: an object of {len(data)} pickled bytes")
+        return (len(data).to_bytes(4, "little") + data).ljust(RECORD, b"\0")
+
+    @staticmethod
+    def _object(rec: bytes | memoryview) -> Any:
+        import pickle
+
+        return pickle.loads(rec[4 : 4 + int.from_bytes(rec[:4], "little")])
+
+    def put(self, obj: Any) -> None:
+        os.write(self.w, self._record(obj))
+
+    def get(self) -> Any:
+        return self._object(os.read(self.r, RECORD))  # blocking: one whole record
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
+def pickle_limit(kind: str, reps: int) -> tuple[float, float, float]:
+    """(dumps s, loads s, objects/s): the best of ``reps`` timings of 20,000 calls each,
+    and the rate of a producer that only pickled and a consumer that only unpickled."""
+    import pickle
+
+    objs = make_objects(kind, 0, 20_000)
+    data = [pickle.dumps(o) for o in objs]
+    dumps = loads = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for o in objs:
+            pickle.dumps(o)
+        t1 = time.perf_counter()
+        for d in data:
+            pickle.loads(d)
+        t2 = time.perf_counter()
+        dumps, loads = min(dumps, (t1 - t0) / len(objs)), min(loads, (t2 - t1) / len(objs))
+    return dumps, loads, 1 / max(dumps, loads)
+
+
+def _records() -> Peer:
+    return Peer(
+        "records (ceiling)",
+        _Records,
+        None,  # batches: see pickle_limit()
+        None,
+        _Records.put,
+        _Records.get,
+    )
+
+
 PEERS: list[tuple[str, Callable[[], Peer]]] = [
     ("fastfifo.Queue", _fastfifo),
     ("multiprocessing.Queue", _multiprocessing),
@@ -195,9 +278,9 @@ def run_once(
         )
         if out.returncode != 0:
             raise RuntimeError(f"{peer.key}: {out.stderr[-2000:]}")
-        rate, cpu = map(float, out.stdout.split()[-2:])
+        base_rate, cpu = map(float, out.stdout.split()[-2:])
         CPU_PER_OBJECT.setdefault(peer.key, []).append(cpu)
-        return rate
+        return base_rate
     cpu0 = _children_cpu()
     q = peer.make()
     barrier = CTX.Barrier(producers + consumers + 1)
@@ -287,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", help="run only the rows whose workload is this (1->1 or 4->4)")
     ap.add_argument("--json", metavar="FILE", help="also write every rate measured to FILE")
     ap.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also measure 'records', a lock-free queue of fixed records (the most one "
+        "system call per get() gives; see the module docstring)",
+    )
+    ap.add_argument(
         "--baseline",
         metavar="SRC",
         help="also measure fastfifo.Queue from another checkout's src directory, its runs "
@@ -309,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
             peers[key] = factory()
         except ImportError as e:
             peers[key] = f"not installed ({e})"
+    if args.ceiling:
+        peers["records (ceiling)"] = _records()
     if args.baseline:
         base = _baseline(os.path.abspath(args.baseline))
         peers[base.key] = base
@@ -362,6 +453,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {row.workload} | {row.kind} | {calls} | {key} | {' | '.join(cells)} |",
                 flush=True,
             )
+        if args.ceiling and row.batched and row.producers == 1:
+            dumps, loads, limit = pickle_limit(row.kind, args.reps)
+            ratio = f"{mine / limit:.2f}" if mine else ""
+            spread = f"dumps {dumps * 1e6:.2f} µs, loads {loads * 1e6:.2f} µs"
+            print(f"| {row.workload} | {row.kind} | {calls} | pickle alone (ceiling) "
+                  f"| {limit:,.0f} | {spread} | {ratio} |", flush=True)  # fmt: skip
+            record.append(
+                {"workload": row.workload, "objects": row.kind, "calls": calls,
+                 "peer": "pickle alone (ceiling)", "median": limit,
+                 "dumps_us": dumps * 1e6, "loads_us": loads * 1e6}
+            )  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"fastfifo": where, "backend": fastfifo.backend, "rows": record}, f, indent=1)
