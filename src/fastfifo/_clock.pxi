@@ -49,13 +49,14 @@ cdef Py_ssize_t guarded_write(int fd, const char *p, size_t n, int *err) noexcep
 
 
 cdef Py_ssize_t guarded_writev(int fd, const px.iovec *iov, int count,
-                               int *err) noexcept nogil:
-    # As guarded_write, for one writev().
+                               int *err, bint pages=False) noexcept nogil:
+    # As guarded_write, for one writev() (``pages``: one vmsplice() of the same pieces).
     cdef sigset_t pipe_only, old
     px.sigemptyset(&pipe_only)
     px.sigaddset(&pipe_only, px.SIGPIPE)
     px.pthread_sigmask(px.SIG_BLOCK, &pipe_only, &old)
-    cdef Py_ssize_t r = px.writev(fd, iov, count)
+    cdef Py_ssize_t r = (px.fastfifo_vmsplice(fd, iov, count) if pages
+                         else px.writev(fd, iov, count))
     err[0] = errno
     if r < 0 and err[0] == EPIPE and not px.sigismember(&old, px.SIGPIPE):
         px.fastfifo_consume_sigpipe()

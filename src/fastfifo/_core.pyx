@@ -25,6 +25,7 @@ from libc.string cimport memchr, memcpy, memmove
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport ceil
 from posix.unistd cimport read, write, close
+from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FAILED
 from posix.types cimport sigset_t
 from posix.signal cimport sigaction, sigaction_t
 from libc.signal cimport SIG_DFL
@@ -40,8 +41,8 @@ from cpython.pythread cimport (PyThread_type_lock, PyThread_allocate_lock, PyThr
 from . cimport _posix as px
 from ._parse cimport (Parser, HEADER, KIND_WHOLE, KIND_FIRST, KIND_MIDDLE, KIND_LAST,
                       FRAMES, LINES, NEWLINE, GOT, NEED, NO_MEMORY, ATOMIC_MAX, PEEK_OPEN,
-                      PEEK_ORDINARY, frame_total, free_slots,
-                      put_header, put_u64)
+                      PEEK_ORDINARY, KIND_MASK, frame_total, free_slots,
+                      put_header, put_u64, header_valid, header_length, load_u64, MAGIC)
 
 import os
 

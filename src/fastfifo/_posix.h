@@ -61,10 +61,24 @@ static Py_ssize_t fastfifo_tee(int in, int out, size_t n) {
 static Py_ssize_t fastfifo_splice(int in, int out, size_t n) {
     return splice(in, NULL, out, NULL, n, 0);
 }
+/* Hand pages of this process's memory to the pipe (no copy): the pipe refers to them
+   until a reader takes them, so they must not change until then (see
+   WriterCore._burst_pages, which sends only from pages it will not touch again before
+   the pipe has surely let them go). */
+#  include <sys/uio.h>
+#  define FASTFIFO_HAVE_VMSPLICE 1
+static Py_ssize_t fastfifo_vmsplice(int fd, const struct iovec *iov, int count) {
+    return vmsplice(fd, iov, (unsigned long)count, SPLICE_F_NONBLOCK);
+}
 #else
 #  define FASTFIFO_HAVE_TEE 0
+#  define FASTFIFO_HAVE_VMSPLICE 0
+struct iovec;
 static Py_ssize_t fastfifo_tee(int in, int out, size_t n) { errno = ENOSYS; return -1; }
 static Py_ssize_t fastfifo_splice(int in, int out, size_t n) { errno = ENOSYS; return -1; }
+static Py_ssize_t fastfifo_vmsplice(int fd, const struct iovec *iov, int count) {
+    errno = ENOSYS; return -1;
+}
 #endif
 
 /* Open-file-description locks: released when the holder dies, and independent of

@@ -56,6 +56,7 @@ cdef extern from "<sys/uio.h>" nogil:
         void *iov_base
         size_t iov_len
     Py_ssize_t writev(int fd, const iovec *iov, int count)
+    Py_ssize_t readv(int fd, const iovec *iov, int count)
 
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
@@ -70,10 +71,12 @@ cdef extern from "_posix.h" nogil:
     enum:
         FASTFIFO_HAVE_TEE
         FASTFIFO_HAVE_OFD
+        FASTFIFO_HAVE_VMSPLICE
     int fastfifo_sleep_on(int fd, long us)
     void fastfifo_consume_sigpipe()
     Py_ssize_t fastfifo_tee(int fd_in, int fd_out, size_t n)
     Py_ssize_t fastfifo_splice(int fd_in, int fd_out, size_t n)
+    Py_ssize_t fastfifo_vmsplice(int fd, const iovec *iov, int count)
     int fastfifo_ofd_lock(int fd, short type)
     int fastfifo_ofd_held(int fd)
     int fastfifo_select_in(int fd, int wake, int ms, int *fd_ready, int *wake_ready)

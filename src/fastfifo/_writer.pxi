@@ -25,6 +25,8 @@ cdef class WriterCore(_Endpoint):
     cdef unsigned char *hdrs
     cdef Py_ssize_t iov_max
     cdef Py_ssize_t pend_bytes, pend_msgs
+    cdef char *ring           # _burst_pages' pages (see there); NULL until first needed
+    cdef Py_ssize_t ring_pages, ring_at
 
     def __cinit__(self, *args, **kwargs):
         self.lock_fd = -1
@@ -38,6 +40,8 @@ cdef class WriterCore(_Endpoint):
         free(self.scratch)
         free(self.iov)
         free(self.hdrs)
+        if self.ring != NULL:
+            munmap(self.ring, self.ring_pages * PAGE)
 
     cdef void _close_fds(self) noexcept:
         if self.lock_fd >= 0 and self.lock_fd != self.fd:
@@ -178,6 +182,8 @@ cdef class WriterCore(_Endpoint):
                            px.fastfifo_bytes_waiting(self.fd), PAGE) - 2, self.iov_max)
         if k < 2:
             return off
+        if self._ring_ready(cap if cap > 0 else self.capacity):
+            return self._burst_pages(p, n, off, k)
         i = 0
         while i < k and at < n:
             chunk = min(n - at, self.atomic - (2 * HEADER if at == 0 else HEADER))
@@ -211,6 +217,101 @@ cdef class WriterCore(_Endpoint):
             raise OSError(err, os.strerror(err), self.path)
         # Short: only a race does this (see _finish_iov).
         whole = self._finish_iov(i, r)
+        at = off
+        for j in range(whole):
+            at += self.iov[2 * j + 1].iov_len
+        return at
+
+    cdef bint _ring_ready(self, Py_ssize_t cap) except -1:
+        """Whether ``_burst_pages`` may send now: Linux, fragments of one page each, and a
+        ring of three times the pipe's ``cap`` bytes in pages plus the largest burst
+        (made or remade here)."""
+        cdef Py_ssize_t want = 3 * (cap // PAGE) + self.iov_max
+        cdef void *m
+        if not px.FASTFIFO_HAVE_VMSPLICE or self.atomic != PAGE or PAGE != 4096:
+            return False
+        if self.ring != NULL and self.ring_pages >= want:
+            return True
+        if self.ring != NULL:
+            # The pipe grew.  Pages still in it keep their contents when unmapped (the
+            # pipe holds them); a fresh ring starts from pages the pipe never had.
+            munmap(self.ring, self.ring_pages * PAGE)
+            self.ring = NULL
+        m = mmap(NULL, want * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if m == MAP_FAILED:
+            return False
+        self.ring, self.ring_pages, self.ring_at = <char *>m, want, 0
+        return True
+
+    cdef Py_ssize_t _burst_pages(self, const char *p, Py_ssize_t n, Py_ssize_t off,
+                                 Py_ssize_t k) except -1:
+        """``_burst`` without the copy into the pipe: each fragment is built in a page of
+        a ring and the pages are handed to the pipe by one vmsplice().
+
+        The pipe then refers to those pages until a reader takes them, so a page is
+        written again only when the pipe has surely let it go.  Pages go out in ring
+        order and a pipe never holds more pages than its ``cap`` bytes (one page per
+        slot: these pages are never merged into), so while the ring has at least
+        ``cap / PAGE + k`` pages, a page about to be written was handed over more than a
+        pipe's worth of pages ago: a reader has taken it.  ``_ring_ready`` keeps the ring
+        at two more pipes' worth than that, asked each burst (another process may grow
+        the pipe), for readers that move the FIFO's bytes into pipes of their own with
+        splice() or tee() and read them there later: they see them as sent while they
+        hold at most two pipes' worth of this Writer's pages so (fastfifo's readers copy,
+        or tee only what they read at once).
+        The pieces are those of ``_burst`` (header, payload per fragment in ``iov``),
+        so a short call ends as there (``_finish_iov``).
+        """
+        cdef Py_ssize_t i = 0, r, j, whole, want = 0, at = off, chunk, first, hl
+        cdef int err, kind
+        cdef char *page
+        cdef px.iovec runs[2]
+        while i < k and at < n:
+            page = self.ring + ((self.ring_at + i) % self.ring_pages) * PAGE
+            chunk = min(n - at, self.atomic - (2 * HEADER if at == 0 else HEADER))
+            if at == 0:
+                put_header(<unsigned char *>page, 0, KIND_FIRST, <unsigned int>(chunk + 8))
+                put_u64(<unsigned char *>page, HEADER, <unsigned long long>n)
+                hl = 2 * HEADER
+            else:
+                kind = KIND_LAST if at + chunk == n else KIND_MIDDLE
+                put_header(<unsigned char *>page, 0, kind, <unsigned int>chunk)
+                hl = HEADER
+            memcpy(page + hl, p + at, chunk)
+            self.iov[2 * i].iov_base = page
+            self.iov[2 * i].iov_len = hl
+            self.iov[2 * i + 1].iov_base = page + hl
+            self.iov[2 * i + 1].iov_len = chunk
+            want += hl + chunk
+            at += chunk
+            i += 1
+        # Every fragment but the message's last fills its page, so the pages up to the
+        # ring's end and those from its start are two runs of contiguous bytes.
+        first = min(i, self.ring_pages - self.ring_at)
+        runs[0].iov_base = self.ring + self.ring_at * PAGE
+        runs[0].iov_len = (first - 1) * PAGE + self.iov[2 * first - 2].iov_len \
+            + self.iov[2 * first - 1].iov_len
+        if i > first:
+            runs[1].iov_base = self.ring
+            runs[1].iov_len = want - runs[0].iov_len
+        if sigpipe_may_kill(self.guard):
+            r = guarded_writev(self.fd, runs, 2 if i > first else 1, &err, True)
+        else:
+            r = px.fastfifo_vmsplice(self.fd, runs, 2 if i > first else 1)
+            err = errno
+        if r == want:
+            self.ring_at = (self.ring_at + i) % self.ring_pages
+            return at
+        if r < 0:
+            if err == EAGAIN or err == EINTR:
+                return off
+            if err == EPIPE:
+                raise texts.broken_pipe(self.path)
+            raise OSError(err, os.strerror(err), self.path)
+        # Short: only a race does this, and the pipe takes whole pages, so it ends
+        # between fragments; _finish_iov would finish one it cut.
+        whole = self._finish_iov(i, r)
+        self.ring_at = (self.ring_at + whole) % self.ring_pages
         at = off
         for j in range(whole):
             at += self.iov[2 * j + 1].iov_len
