@@ -429,3 +429,81 @@ def test_large_messages_from_a_sole_writer_arrive_whole(ff, fifo, shared):
             got += r.get_many(timeout=10)
         sender.join(10)
     assert got == msgs
+
+
+# ---------------------------------------------------------------- fragments read in place
+
+_MIDDLE = fastfifo.PIPE_BUF - 8  # a MIDDLE fragment's payload as Linux writers cut them
+
+
+def _fragments(msg: bytes) -> list[bytes]:
+    """``msg`` as a Writer's FIRST, MIDDLE... and LAST fragments (raw frames)."""
+    from fastfifo._core_py import encode_header
+
+    first = msg[: _MIDDLE - 8]
+    out = [encode_header(1, len(first) + 8) + len(msg).to_bytes(8, "little") + first]
+    at = len(first)
+    while at < len(msg):
+        chunk = msg[at : at + _MIDDLE]
+        at += len(chunk)
+        out.append(encode_header(3 if at == len(msg) else 2, len(chunk)) + chunk)
+    return out
+
+
+class _RawWriter:
+    """A writer of raw frames that holds the writers' lock (byte 0) as a Writer does
+    while it sends a large message, so readers wait for the rest instead of dropping it."""
+
+    def __init__(self, fifo: str) -> None:
+        from fastfifo._py_clock import _ofd_lock
+
+        self.fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        _ofd_lock(self.fd, fcntl.F_WRLCK, 0)
+
+    def send(self, data: bytes) -> None:
+        assert os.write(self.fd, data) == len(data)  # the pipe has room: 1 MiB
+
+    def __enter__(self) -> _RawWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # (and with it the lock)
+
+
+@pytest.mark.parametrize("split", ["after the first", "inside a middle one"])
+def test_a_small_message_between_fragments_read_in_place_comes_whole(ff, fifo, split):
+    """The compiled core reads a large message's middle fragments straight into it; a
+    message of another writer between them (the protocol allows it) breaks that off and
+    is parsed as usual, and both messages arrive whole.  The first part is sent and
+    parsed first, so that the rest is read while a message is being reassembled."""
+    big = _numbered(7, 100_000)
+    frags = _fragments(big)
+    small = b"from another writer"
+    from fastfifo._core_py import encode_header
+
+    stream = frags[0] + b"".join(frags[1:4]) + encode_header(0, len(small)) + small
+    stream += b"".join(frags[4:])
+    cut = len(frags[0]) + (0 if split == "after the first" else 1000)
+    with ff.Reader(fifo) as r, _RawWriter(fifo) as w:
+        w.send(stream[:cut])
+        with pytest.raises(fastfifo.Empty):
+            r.get(timeout=0)  # takes the first fragment (and part of the next)
+        w.send(stream[cut:])
+        assert r.get(timeout=5) == small
+        assert r.get(timeout=5) == big
+        assert r.dropped_messages == 0
+
+
+def test_a_first_fragment_among_middle_ones_read_in_place_drops_the_message_cut_short(ff, fifo):
+    """A writer that died part-way through a large message, and a new one: its first
+    fragment among what is read in place ends the old message (dropped, counted) and
+    the new message arrives whole."""
+    old, new = _numbered(1, 100_000), _numbered(2, 60_000)
+    old_frags, new_frags = _fragments(old), _fragments(new)
+    with ff.Reader(fifo) as r, _RawWriter(fifo) as w:
+        w.send(old_frags[0])
+        with pytest.raises(fastfifo.Empty):
+            r.get(timeout=0)
+        w.send(b"".join(old_frags[1:6]) + b"".join(new_frags))
+        assert r.get(timeout=5) == new
+        assert r.dropped_messages == 1

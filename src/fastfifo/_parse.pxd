@@ -147,6 +147,8 @@ cdef class Parser:
 
     cdef bint large_under_way(self) noexcept
 
+    cdef Py_ssize_t assembling(self) noexcept
+
     @cython.locals(length=Py_ssize_t)
     cdef Py_ssize_t head_frame_size(self, const unsigned char *p, Py_ssize_t base,
                                     Py_ssize_t n) noexcept

@@ -576,6 +576,12 @@ class Parser:
         wait must then watch for its writer dying part-way)."""
         return self.asm is not None or self.asm_skip or self.in_msg
 
+    def assembling(self):
+        """Bytes still to come of the large message being reassembled (0: none is)."""
+        if self.asm is None:
+            return 0
+        return self.asm_total - self.asm_have
+
     def head_frame_size(self, p, base, n):
         """For a claim of one message: the size of the frame whose ``n`` (= HEADER)
         header bytes were peeked at ``p[base:]``, when that frame can be taken by one

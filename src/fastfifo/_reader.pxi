@@ -14,6 +14,23 @@ cdef double BUSY_WAIT = 2e-6
 #: notes").
 cdef double SPIN_WAIT = 20e-6
 cdef int SPIN_PAUSE = 256
+#: The payload of a MIDDLE fragment as Linux writers cut them (PIPE_BUF - HEADER), and
+#: how many of them one read takes straight into the message (ReaderCore._fill_middles).
+cdef Py_ssize_t MIDDLE = ATOMIC_MAX - HEADER
+cdef enum:
+    MIDDLES = 64
+
+#: A large message from this size up is read fragment by fragment (see ReaderCore._fill).
+cdef Py_ssize_t LARGE = 8 * MIDDLE
+
+
+cdef inline bint _large_at(const char *buf, Py_ssize_t i, Py_ssize_t end) noexcept:
+    """Whether ``buf[i:end]`` begins with the first fragment of a message of LARGE bytes
+    or more (its header and total, not checked further: only a read size depends on it)."""
+    cdef const unsigned char *h = <const unsigned char *>buf + i
+    return (end - i >= 2 * HEADER and h[0] == MAGIC and h[1] & KIND_MASK == KIND_FIRST
+            and load_u64(h, HEADER) >= <unsigned long long>LARGE)
+
 
 cdef class ReaderCore(_ClaimingReader):
     """Reads into one growing buffer and cuts whole messages out of it.
@@ -28,13 +45,16 @@ cdef class ReaderCore(_ClaimingReader):
 
     cdef int _fill(self, double deadline) except -2:
         """Read more bytes: FILLED, TIMED_OUT or AT_EOF (see the Fill enum)."""
-        cdef Py_ssize_t r
+        cdef Py_ssize_t r, want
         cdef int err, rev
         cdef bint first = True
         cdef double until
         cdef Parser p = self.p
         if self.shared:
             return self._fill_shared(deadline)
+        if p.assembling() > MIDDLE and not self.eof_select:
+            if self._fill_middles() > 0:
+                return FILLED
         self._make_room(max(p.need - (p.end - p.start), 65536))
         if self.eof_select:
             return self._fill_select(deadline)
@@ -80,16 +100,21 @@ cdef class ReaderCore(_ClaimingReader):
             if r > 0:
                 return FILLED
             first = False
+        # After a large message (LARGE bytes or more) came first in the buffer, read no
+        # more than a fragment at a time outside _fill_middles: the next large message's
+        # first fragment then comes alone, and its middle ones straight into it.
+        want = min(self.cap - p.end, ATOMIC_MAX) if self.large else self.cap - p.end
         while True:
             with nogil:
-                r = read(self.fd, self.buf + p.end, self.cap - p.end)
+                r = read(self.fd, self.buf + p.end, want)
                 err = errno
             if r > 0:
                 if first:
                     self.busy = True  # bytes were waiting when the caller came back
                     self.t_read = monotonic()
-                self.drained = r < self.cap - p.end
+                self.drained = r < want
                 p.end += r
+                self.large = _large_at(self.buf, p.start, p.end)
                 return FILLED
             if r == 0:
                 # No writer has the FIFO open (only O_RDONLY readers see this).  A
@@ -116,6 +141,91 @@ cdef class ReaderCore(_ClaimingReader):
                 PyErr_CheckSignals()
             else:
                 raise OSError(err, os.strerror(err), self.path)
+
+    cdef Py_ssize_t _fill_middles(self) except -1:
+        """Read the next fragments of the large message being reassembled straight into
+        it: one readv() of payload, header, payload... with each payload's place the
+        message's next bytes and each header into scratch.  One copy fewer than reading
+        into the buffer and copying out.
+
+        Only MIDDLE fragments are asked for (the LAST, which completes the message, is
+        read as usual), and only when the buffer holds nothing or the beginning of a
+        MIDDLE fragment: the bytes read are then the stream's next ones, the first of
+        them that fragment's rest.  The fragments that come whole and are what was
+        expected (a valid MIDDLE header of the usual length) count as received; from
+        the first that is not (another writer's message between fragments, a new FIRST
+        after a writer died, a short read) the bytes read go into the buffer in their
+        order and are parsed as usual.  Returns the bytes read; 0 when nothing was read
+        (the caller then reads, and waits, as usual).
+        """
+        cdef Parser p = self.p
+        cdef Py_ssize_t left = p.assembling(), have = p.asm_have, avail = p.end - p.start
+        cdef Py_ssize_t part = -1, m, j, r, used = 0, frags = 0, first = 0, k, n, rest
+        cdef const unsigned char *head = <const unsigned char *>self.buf + p.start
+        cdef unsigned char hdrs[MIDDLES * HEADER]
+        cdef px.iovec iov[2 * MIDDLES + 1]
+        cdef char *dst
+        cdef int err
+        if left <= MIDDLE:
+            return 0
+        if avail:
+            if (avail < HEADER or avail >= HEADER + MIDDLE or not header_valid(head, 0)
+                    or head[1] & KIND_MASK != KIND_MIDDLE
+                    or header_length(head, 0) != MIDDLE):
+                return 0
+            part = avail - HEADER
+        dst = PyBytes_AS_STRING(p.asm) + have
+        if part >= 0:
+            memcpy(dst, head + HEADER, part)
+            iov[0].iov_base = dst + part
+            iov[0].iov_len = MIDDLE - part
+            first = 1
+            left -= MIDDLE
+            dst += MIDDLE
+        m = min((left - 1) // MIDDLE, MIDDLES)  # each leaves a LAST to come
+        for j in range(m):
+            iov[first + 2 * j].iov_base = hdrs + j * HEADER
+            iov[first + 2 * j].iov_len = HEADER
+            iov[first + 2 * j + 1].iov_base = dst + j * MIDDLE
+            iov[first + 2 * j + 1].iov_len = MIDDLE
+        if first + 2 * m == 0:
+            return 0
+        with nogil:
+            r = px.readv(self.fd, iov, first + 2 * m)
+            err = errno
+        if r <= 0:
+            if r < 0 and err == EINTR:
+                PyErr_CheckSignals()
+            return 0
+        k = 0  # the first piece of iov not taken as a fragment
+        if part >= 0:
+            if r < MIDDLE - part:
+                rest = r  # the fragment begun in the buffer is still not whole
+            else:
+                used, frags, k = MIDDLE - part, 1, 1
+                p.start = p.end  # its header and first part were the buffer's bytes
+        j = 0
+        while k == first and j < m and r - used >= HEADER + MIDDLE:
+            if (not header_valid(hdrs, j * HEADER)
+                    or hdrs[j * HEADER + 1] & KIND_MASK != KIND_MIDDLE
+                    or header_length(hdrs, j * HEADER) != MIDDLE):
+                break
+            used += HEADER + MIDDLE
+            frags += 1
+            j += 1
+        if k == first:
+            k = first + 2 * j
+        p.asm_have = have + frags * MIDDLE
+        rest = r - used
+        if rest:
+            self._make_room(rest)
+            while rest:
+                n = min(rest, <Py_ssize_t>iov[k].iov_len)
+                memcpy(self.buf + p.end, iov[k].iov_base, n)
+                p.end += n
+                rest -= n
+                k += 1
+        return r
 
     cdef bint _spin(self) noexcept:
         """Whether bytes arrived within SPIN_WAIT, looked for without sleeping.
