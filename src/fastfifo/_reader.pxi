@@ -17,6 +17,9 @@ cdef int SPIN_PAUSE = 256
 #: The payload of a MIDDLE fragment as Linux writers cut them (PIPE_BUF - HEADER), and
 #: how many of them one read takes straight into the message (ReaderCore._fill_middles).
 cdef Py_ssize_t MIDDLE = ATOMIC_MAX - HEADER
+import select as _select
+#: Writers here cut fragments of that size (PIPE_BUF is 4096: Linux; macOS cuts 512).
+cdef bint MIDDLES_IN_PLACE = _select.PIPE_BUF == ATOMIC_MAX
 cdef enum:
     MIDDLES = 64
 
@@ -52,7 +55,7 @@ cdef class ReaderCore(_ClaimingReader):
         cdef Parser p = self.p
         if self.shared:
             return self._fill_shared(deadline)
-        if p.assembling() > MIDDLE and not self.eof_select:
+        if MIDDLES_IN_PLACE and p.assembling() > MIDDLE and not self.eof_select:
             if self._fill_middles() > 0:
                 return FILLED
         self._make_room(max(p.need - (p.end - p.start), 65536))
@@ -103,7 +106,9 @@ cdef class ReaderCore(_ClaimingReader):
         # After a large message (LARGE bytes or more) came first in the buffer, read no
         # more than a fragment at a time outside _fill_middles: the next large message's
         # first fragment then comes alone, and its middle ones straight into it.
-        want = min(self.cap - p.end, ATOMIC_MAX) if self.large else self.cap - p.end
+        want = self.cap - p.end
+        if self.large and MIDDLES_IN_PLACE:
+            want = min(want, ATOMIC_MAX)
         while True:
             with nogil:
                 r = read(self.fd, self.buf + p.end, want)
