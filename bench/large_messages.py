@@ -11,9 +11,9 @@ messages/s and the CPU time per message of the writer (its process) and of the r
     python bench/large_messages.py                           # 64 KiB, 3 runs of each call
     python bench/large_messages.py --baseline ../other/src   # A/B: runs alternate
 
-``--baseline SRC`` runs every measurement also with the ``fastfifo`` package in ``SRC``
-(another checkout's built ``src``), alternating the two so that both share the machine's
-load (this VM's speed drifts by a quarter within an hour).
+``--baseline SRC`` (repeatable) runs every measurement also with the ``fastfifo`` package
+in ``SRC`` (another checkout's built ``src``), the builds' runs alternating so that they
+share the machine's load (this VM's speed drifts by a quarter within an hour).
 """
 
 from __future__ import annotations
@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=65536)
     ap.add_argument("--count", type=int, default=50_000)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--baseline", metavar="SRC", help="also run another checkout's src")
+    ap.add_argument(
+        "--baseline", metavar="SRC", action="append", help="also run another checkout's src"
+    )
     ap.add_argument("--one-run", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one_run:
@@ -118,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     import fastfifo
 
     builds: dict[str, str | None] = {f"this checkout ({fastfifo.backend})": None}
-    if args.baseline:
-        builds["baseline"] = os.path.abspath(args.baseline)
+    for src in args.baseline or ():
+        builds[f"baseline {src}"] = os.path.abspath(src)
     print(f"# 1→1, {args.size} B messages, receiver drops them; median of {args.reps}\n")
     print("| calls | build | msg/s (median) | min – max | writer CPU µs/msg | reader CPU µs/msg |")  # noqa: RUF001
     print("|---|---|---:|---:|---:|---:|")
