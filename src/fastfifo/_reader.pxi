@@ -166,13 +166,17 @@ cdef class ReaderCore(_ClaimingReader):
         cdef Parser p = self.p
         cdef Py_ssize_t left = p.assembling(), have = p.asm_have, avail = p.end - p.start
         cdef Py_ssize_t part = -1, m, j, r, used = 0, frags = 0, first = 0, k, n, rest
-        cdef const unsigned char *head = <const unsigned char *>self.buf + p.start
+        cdef const unsigned char *head
         cdef unsigned char hdrs[MIDDLES * HEADER]
         cdef px.iovec iov[2 * MIDDLES + 1]
         cdef char *dst
         cdef int err
         if left <= MIDDLE:
             return 0
+        # Room first for all the read may put in the buffer (it may move the buffer's
+        # bytes): once bytes are read, nothing may fail before they have a place.
+        self._make_room(min(left, MIDDLES * (HEADER + MIDDLE)) + HEADER + MIDDLE)
+        head = <const unsigned char *>self.buf + p.start
         if avail:
             if (avail < HEADER or avail >= HEADER + MIDDLE or not header_valid(head, 0)
                     or head[1] & KIND_MASK != KIND_MIDDLE
@@ -223,7 +227,6 @@ cdef class ReaderCore(_ClaimingReader):
         p.asm_have = have + frags * MIDDLE
         rest = r - used
         if rest:
-            self._make_room(rest)
             while rest:
                 n = min(rest, <Py_ssize_t>iov[k].iov_len)
                 memcpy(self.buf + p.end, iov[k].iov_base, n)
