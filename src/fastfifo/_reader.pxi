@@ -119,7 +119,7 @@ cdef class ReaderCore(_ClaimingReader):
                     self.t_read = monotonic()
                 self.drained = r < want
                 p.end += r
-                self.large = _large_at(self.buf, p.start, p.end)
+                self.large = p.framing == FRAMES and _large_at(self.buf, p.start, p.end)
                 return FILLED
             if r == 0:
                 # No writer has the FIFO open (only O_RDONLY readers see this).  A
