@@ -27,12 +27,24 @@ cdef enum:
 cdef Py_ssize_t LARGE = 8 * MIDDLE
 
 
-cdef inline bint _large_at(const char *buf, Py_ssize_t i, Py_ssize_t end) noexcept:
-    """Whether ``buf[i:end]`` begins with the first fragment of a message of LARGE bytes
-    or more (its header and total, not checked further: only a read size depends on it)."""
+cdef inline bint _large_at(const char *buf, Py_ssize_t i, Py_ssize_t end, bint was) noexcept:
+    """Whether the reads that follow should be small (see ReaderCore._fill): yes when
+    ``buf[i:end]`` begins with the first fragment of a message of LARGE bytes or more,
+    no when with a whole message, a smaller message's first fragment or no frame, and as
+    ``was`` when with a later fragment (a large message's last one comes between two
+    large messages) or too little to tell.  Only a read size depends on it."""
     cdef const unsigned char *h = <const unsigned char *>buf + i
-    return (end - i >= 2 * HEADER and h[0] == MAGIC and h[1] & KIND_MASK == KIND_FIRST
-            and load_u64(h, HEADER) >= <unsigned long long>LARGE)
+    cdef int kind
+    if end - i < 2:
+        return was
+    if h[0] != MAGIC:
+        return False
+    kind = h[1] & KIND_MASK
+    if kind == KIND_FIRST:
+        if end - i < 2 * HEADER:
+            return was
+        return load_u64(h, HEADER) >= <unsigned long long>LARGE
+    return was and kind != KIND_WHOLE
 
 
 cdef class ReaderCore(_ClaimingReader):
@@ -119,7 +131,8 @@ cdef class ReaderCore(_ClaimingReader):
                     self.t_read = monotonic()
                 self.drained = r < want
                 p.end += r
-                self.large = p.framing == FRAMES and _large_at(self.buf, p.start, p.end)
+                self.large = (p.framing == FRAMES
+                              and _large_at(self.buf, p.start, p.end, self.large))
                 return FILLED
             if r == 0:
                 # No writer has the FIFO open (only O_RDONLY readers see this).  A
