@@ -222,6 +222,18 @@ def test_a_sole_writer_sends_a_large_message_in_one_write(ff, fifo):
         assert _drain_whole(r, 1) == [big]
 
 
+@linux_only
+def test_a_sole_writers_large_message_is_what_put_got_not_what_its_buffer_became(ff, fifo):
+    """A burst is built in the Writer's own pages: a buffer the caller changes (or
+    frees) as soon as ``put`` returns has no part in what the reader gets."""
+    buf = bytearray(b"A" * 200_000)
+    with ff.Reader(fifo) as r, ff.Writer(fifo) as w:
+        w.put(buf)
+        w.put(memoryview(buf)[:70_000])
+        buf[:] = b"B" * len(buf)
+        assert _drain_whole(r, 2) == [b"A" * 200_000, b"A" * 70_000]
+
+
 def _numbered(i: int, size: int) -> bytes:
     return i.to_bytes(4, "little") * (size // 4)
 
