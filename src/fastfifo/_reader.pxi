@@ -220,12 +220,9 @@ cdef class ReaderCore(_ClaimingReader):
                 PyErr_CheckSignals()
             return 0
         k = 0  # the first piece of iov not taken as a fragment
-        if part >= 0:
-            if r < MIDDLE - part:
-                rest = r  # the fragment begun in the buffer is still not whole
-            else:
-                used, frags, k = MIDDLE - part, 1, 1
-                p.start = p.end  # its header and first part were the buffer's bytes
+        if part >= 0 and r >= MIDDLE - part:  # (else that fragment is still not whole)
+            used, frags, k = MIDDLE - part, 1, 1
+            p.start = p.end  # its header and first part were the buffer's bytes
         j = 0
         while k == first and j < m and r - used >= HEADER + MIDDLE:
             if (not header_valid(hdrs, j * HEADER)
@@ -239,13 +236,12 @@ cdef class ReaderCore(_ClaimingReader):
             k = first + 2 * j
         p.asm_have = have + frags * MIDDLE
         rest = r - used
-        if rest:
-            while rest:
-                n = min(rest, <Py_ssize_t>iov[k].iov_len)
-                memcpy(self.buf + p.end, iov[k].iov_base, n)
-                p.end += n
-                rest -= n
-                k += 1
+        while rest:
+            n = min(rest, <Py_ssize_t>iov[k].iov_len)
+            memcpy(self.buf + p.end, iov[k].iov_base, n)
+            p.end += n
+            rest -= n
+            k += 1
         return r
 
     cdef bint _spin(self) noexcept:

@@ -25,7 +25,7 @@ cdef class WriterCore(_Endpoint):
     cdef unsigned char *hdrs
     cdef Py_ssize_t iov_max
     cdef Py_ssize_t pend_bytes, pend_msgs
-    cdef char *ring           # _burst_pages' pages (see there); NULL until first needed
+    cdef char *ring           # _burst's pages (see there); NULL until first needed
     cdef Py_ssize_t ring_pages, ring_at
 
     def __cinit__(self, *args, **kwargs):
@@ -153,23 +153,41 @@ cdef class WriterCore(_Endpoint):
 
     cdef Py_ssize_t _burst(self, const char *p, Py_ssize_t n, Py_ssize_t off) except -1:
         """The fragments of the only Writer open: as many whole ones as the pipe surely
-        has room for, in one writev().
+        has room for, in one system call.
 
         Every Writer holds a lock on a byte of its own from byte 2 on while it is open
         (its presence, taken in ``Writer.__init__``); a Writer that sees no other one
-        sends its large messages this way.  With room for all of them the write never
-        waits, so the kernel copies it in whole under the pipe's lock: no other write
-        lands inside it, and a writer killed meanwhile leaves whole fragments, which
-        readers drop as usual.
+        sends its large messages this way.  With room for all of them the call never
+        waits, so the kernel takes it whole under the pipe's lock: no other write lands
+        inside it, and a writer killed meanwhile leaves whole fragments, which readers
+        drop as usual.
         The room is counted in pipe slots by the one rule, ``_parse.free_slots`` (it errs
         towards fewer), and each fragment is given a slot.  Returns the new offset:
         ``off`` itself when there was no room for two fragments (the caller then sends
         one the ordinary way, which waits for room up to its deadline).
+
+        Where it can (``_ring_ready``), each fragment is built in a page of a ring and
+        the pages are handed to the pipe by one vmsplice(): the kernel copies nothing
+        in.  The pipe then refers to those pages until a reader takes them, so a page is
+        written again only when the pipe has surely let it go.  Pages go out in ring
+        order and a pipe never holds more pages than its ``cap`` bytes (one page per
+        slot: these pages are never merged into), so while the ring has at least
+        ``cap / PAGE + k`` pages, a page about to be written was handed over more than a
+        pipe's worth of pages ago: a reader has taken it.  ``_ring_ready`` keeps the ring
+        at two more pipes' worth than that, asked each burst (another process may grow
+        the pipe), for readers that move the FIFO's bytes into pipes of their own with
+        splice() or tee() and read them there later: they see them as sent while they
+        hold at most two pipes' worth of this Writer's pages so (fastfifo's readers copy,
+        or tee only what they read at once).  Elsewhere one writev() of the headers and
+        the caller's bytes.  A short call (only a race does this) ends in
+        ``_finish_iov``; a vmsplice() is short only between fragments (whole pages).
         """
-        cdef Py_ssize_t k, i, j, r, cap, whole, want = 0, at = off, chunk
+        cdef Py_ssize_t k, i, j, r, cap, whole, want = 0, at = off, chunk, hl, first
         cdef int err
         cdef unsigned char *h
         cdef int kind
+        cdef bint pages
+        cdef px.iovec runs[2]
         if self.iov == NULL:
             self.iov_max = max(1, min(self.capacity // 4096, 256))
             self.iov = <px.iovec *>malloc(self.iov_max * 2 * sizeof(px.iovec))
@@ -177,55 +195,79 @@ cdef class WriterCore(_Endpoint):
             if self.iov == NULL or self.hdrs == NULL:
                 return off
         cap = px.fastfifo_pipe_size(self.fd)  # asked each time: another process may resize
+        if cap <= 0:
+            cap = self.capacity
         # (two slots spared for small messages of a Writer that opens meanwhile)
-        k = min(free_slots(cap if cap > 0 else self.capacity,
-                           px.fastfifo_bytes_waiting(self.fd), PAGE) - 2, self.iov_max)
+        k = min(free_slots(cap, px.fastfifo_bytes_waiting(self.fd), PAGE) - 2, self.iov_max)
         if k < 2:
             return off
-        if self._ring_ready(cap if cap > 0 else self.capacity):
-            return self._burst_pages(p, n, off, k)
+        pages = self._ring_ready(cap)
         i = 0
         while i < k and at < n:
             chunk = min(n - at, self.atomic - (2 * HEADER if at == 0 else HEADER))
-            h = self.hdrs + i * 2 * HEADER
+            if pages:
+                h = <unsigned char *>self.ring + ((self.ring_at + i) % self.ring_pages) * PAGE
+            else:
+                h = self.hdrs + i * 2 * HEADER
             if at == 0:
                 put_header(h, 0, KIND_FIRST, <unsigned int>(chunk + 8))
                 put_u64(h, HEADER, <unsigned long long>n)
-                self.iov[2 * i].iov_len = 2 * HEADER
+                hl = 2 * HEADER
             else:
                 kind = KIND_LAST if at + chunk == n else KIND_MIDDLE
                 put_header(h, 0, kind, <unsigned int>chunk)
-                self.iov[2 * i].iov_len = HEADER
+                hl = HEADER
             self.iov[2 * i].iov_base = h
-            self.iov[2 * i + 1].iov_base = <void *>(p + at)
+            self.iov[2 * i].iov_len = hl
+            if pages:
+                memcpy(h + hl, p + at, chunk)
+                self.iov[2 * i + 1].iov_base = h + hl
+            else:
+                self.iov[2 * i + 1].iov_base = <void *>(p + at)
             self.iov[2 * i + 1].iov_len = chunk
-            want += self.iov[2 * i].iov_len + chunk
+            want += hl + chunk
             at += chunk
             i += 1
-        if sigpipe_may_kill(self.guard):
+        if pages:
+            # Every fragment but the message's last fills its page, so the pages up to
+            # the ring's end and those from its start are two runs of contiguous bytes.
+            first = min(i, self.ring_pages - self.ring_at)
+            runs[0].iov_base = self.iov[0].iov_base
+            runs[0].iov_len = (first - 1) * PAGE + self.iov[2 * first - 2].iov_len \
+                + self.iov[2 * first - 1].iov_len
+            runs[1].iov_base = self.ring
+            runs[1].iov_len = want - runs[0].iov_len
+            j = 2 if i > first else 1
+            if sigpipe_may_kill(self.guard):
+                r = guarded_writev(self.fd, runs, j, &err, True)
+            else:
+                r = px.fastfifo_vmsplice(self.fd, runs, j)
+                err = errno
+        elif sigpipe_may_kill(self.guard):
             r = guarded_writev(self.fd, self.iov, 2 * i, &err)
         else:
             r = px.writev(self.fd, self.iov, 2 * i)
             err = errno
-        if r == want:
-            return at
         if r < 0:
             if err == EAGAIN or err == EINTR:
                 return off
             if err == EPIPE:
                 raise texts.broken_pipe(self.path)
             raise OSError(err, os.strerror(err), self.path)
-        # Short: only a race does this (see _finish_iov).
-        whole = self._finish_iov(i, r)
+        whole = i if r == want else self._finish_iov(i, r)
+        if pages:
+            self.ring_at = (self.ring_at + whole) % self.ring_pages
+        if whole == i:
+            return at
         at = off
         for j in range(whole):
             at += self.iov[2 * j + 1].iov_len
         return at
 
     cdef bint _ring_ready(self, Py_ssize_t cap) except -1:
-        """Whether ``_burst_pages`` may send now: Linux, fragments of one page each, and a
-        ring of three times the pipe's ``cap`` bytes in pages plus the largest burst
-        (made or remade here)."""
+        """Whether ``_burst`` may hand pages to the pipe: Linux, fragments of one page
+        each, and a ring of three times the pipe's ``cap`` bytes in pages plus the
+        largest burst (made or remade here)."""
         cdef Py_ssize_t want = 3 * (cap // PAGE) + self.iov_max
         cdef void *m
         if not px.FASTFIFO_HAVE_VMSPLICE or self.atomic != PAGE or PAGE != 4096:
@@ -242,80 +284,6 @@ cdef class WriterCore(_Endpoint):
             return False
         self.ring, self.ring_pages, self.ring_at = <char *>m, want, 0
         return True
-
-    cdef Py_ssize_t _burst_pages(self, const char *p, Py_ssize_t n, Py_ssize_t off,
-                                 Py_ssize_t k) except -1:
-        """``_burst`` without the copy into the pipe: each fragment is built in a page of
-        a ring and the pages are handed to the pipe by one vmsplice().
-
-        The pipe then refers to those pages until a reader takes them, so a page is
-        written again only when the pipe has surely let it go.  Pages go out in ring
-        order and a pipe never holds more pages than its ``cap`` bytes (one page per
-        slot: these pages are never merged into), so while the ring has at least
-        ``cap / PAGE + k`` pages, a page about to be written was handed over more than a
-        pipe's worth of pages ago: a reader has taken it.  ``_ring_ready`` keeps the ring
-        at two more pipes' worth than that, asked each burst (another process may grow
-        the pipe), for readers that move the FIFO's bytes into pipes of their own with
-        splice() or tee() and read them there later: they see them as sent while they
-        hold at most two pipes' worth of this Writer's pages so (fastfifo's readers copy,
-        or tee only what they read at once).
-        The pieces are those of ``_burst`` (header, payload per fragment in ``iov``),
-        so a short call ends as there (``_finish_iov``).
-        """
-        cdef Py_ssize_t i = 0, r, j, whole, want = 0, at = off, chunk, first, hl
-        cdef int err, kind
-        cdef char *page
-        cdef px.iovec runs[2]
-        while i < k and at < n:
-            page = self.ring + ((self.ring_at + i) % self.ring_pages) * PAGE
-            chunk = min(n - at, self.atomic - (2 * HEADER if at == 0 else HEADER))
-            if at == 0:
-                put_header(<unsigned char *>page, 0, KIND_FIRST, <unsigned int>(chunk + 8))
-                put_u64(<unsigned char *>page, HEADER, <unsigned long long>n)
-                hl = 2 * HEADER
-            else:
-                kind = KIND_LAST if at + chunk == n else KIND_MIDDLE
-                put_header(<unsigned char *>page, 0, kind, <unsigned int>chunk)
-                hl = HEADER
-            memcpy(page + hl, p + at, chunk)
-            self.iov[2 * i].iov_base = page
-            self.iov[2 * i].iov_len = hl
-            self.iov[2 * i + 1].iov_base = page + hl
-            self.iov[2 * i + 1].iov_len = chunk
-            want += hl + chunk
-            at += chunk
-            i += 1
-        # Every fragment but the message's last fills its page, so the pages up to the
-        # ring's end and those from its start are two runs of contiguous bytes.
-        first = min(i, self.ring_pages - self.ring_at)
-        runs[0].iov_base = self.ring + self.ring_at * PAGE
-        runs[0].iov_len = (first - 1) * PAGE + self.iov[2 * first - 2].iov_len \
-            + self.iov[2 * first - 1].iov_len
-        if i > first:
-            runs[1].iov_base = self.ring
-            runs[1].iov_len = want - runs[0].iov_len
-        if sigpipe_may_kill(self.guard):
-            r = guarded_writev(self.fd, runs, 2 if i > first else 1, &err, True)
-        else:
-            r = px.fastfifo_vmsplice(self.fd, runs, 2 if i > first else 1)
-            err = errno
-        if r == want:
-            self.ring_at = (self.ring_at + i) % self.ring_pages
-            return at
-        if r < 0:
-            if err == EAGAIN or err == EINTR:
-                return off
-            if err == EPIPE:
-                raise texts.broken_pipe(self.path)
-            raise OSError(err, os.strerror(err), self.path)
-        # Short: only a race does this, and the pipe takes whole pages, so it ends
-        # between fragments; _finish_iov would finish one it cut.
-        whole = self._finish_iov(i, r)
-        self.ring_at = (self.ring_at + whole) % self.ring_pages
-        at = off
-        for j in range(whole):
-            at += self.iov[2 * j + 1].iov_len
-        return at
 
     cdef Py_ssize_t _finish_iov(self, Py_ssize_t count, Py_ssize_t done) except -1:
         """After a short writev() of ``count`` fragments (``done`` bytes went in): finish
