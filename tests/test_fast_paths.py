@@ -238,11 +238,6 @@ def _numbered(i: int, size: int) -> bytes:
     return i.to_bytes(4, "little") * (size // 4)
 
 
-def _pipe_size(fd: int) -> int:
-    size: int = fcntl.fcntl(fd, 1032)  # F_GETPIPE_SZ
-    return size
-
-
 @linux_only
 def test_a_sole_writer_reuses_its_pages_only_after_the_pipe_let_them_go(ff, fifo):
     """The compiled core's sole Writer hands pages of a ring to the pipe and writes them
@@ -260,7 +255,7 @@ def test_a_sole_writer_reuses_its_pages_only_after_the_pipe_let_them_go(ff, fifo
                     for i in range(count):
                         if i == count // 2:
                             other = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-                            fcntl.fcntl(other, 1031, 1 << 20)  # F_SETPIPE_SZ
+                            fcntl.fcntl(other, fcntl.F_SETPIPE_SZ, 1 << 20)
                             os.close(other)
                         w.put(_numbered(i, size))
                 code = 0
@@ -269,12 +264,12 @@ def test_a_sole_writer_reuses_its_pages_only_after_the_pipe_let_them_go(ff, fifo
         # The reader lags: it takes a message only while the pipe is at least three
         # quarters full (or the writer has finished), so the pipe holds as many of the
         # Writer's pages as it can whenever the Writer builds the next ones.
-        from fastfifo._open import bytes_waiting
+        from fastfifo._open import bytes_waiting, pipe_capacity
 
         bad, status = [], None
         for i in range(count):
             while status is None:
-                if bytes_waiting(r.fileno()) * 4 >= _pipe_size(r.fileno()) * 3:
+                if bytes_waiting(r.fileno()) * 4 >= pipe_capacity(r.fileno()) * 3:
                     break
                 done, code = os.waitpid(pid, os.WNOHANG)
                 if done:
@@ -300,7 +295,7 @@ def test_a_reader_that_splices_into_a_pipe_of_its_own_reads_what_was_sent(ff, fi
     with ff.Reader(fifo, pipe_size=1 << 20) as r, ff.Writer(fifo) as w:
         mine_r, mine_w = os.pipe()
         try:
-            fcntl.fcntl(mine_w, 1031, 1 << 20)  # F_SETPIPE_SZ
+            fcntl.fcntl(mine_w, fcntl.F_SETPIPE_SZ, 1 << 20)
             for m in first:
                 w.put(m)
             want = moved = bytes_waiting(r.fileno())
