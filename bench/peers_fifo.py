@@ -229,6 +229,55 @@ class OsRead(Peer):
             os.close(wfd)
 
 
+class PythonFloor(Peer):
+    """Ping-pong only: the least a Python process can do per round trip over FIFOs.
+
+    One ``os.write`` of the payload and one blocking ``os.read``, nothing else: no
+    length prefix, no framing, no checks (it relies on one message in flight and on a
+    write of at most ``PIPE_BUF`` arriving in one piece).  No library can do less per
+    round trip from Python, so it is the ceiling of the ping-pong targets measured
+    in the same run, as the C limit is the floor of the latency.
+    """
+
+    key = "python-floor"
+    name = "Python floor: os.write/os.read, unframed (ceiling)"
+    multi_writer = False
+    multi_reader = False
+
+    def unsupported(self, row: Any) -> str | None:
+        return None if row.kind == "pingpong" else "n/a: ping-pong only"
+
+    def setup(self, row: Any, tmpdir: str, ctx: Any) -> Any:
+        return _fifos(row, tmpdir)
+
+    def echo(self, channel: Any, row: Any, count: int, sync: Any) -> None:
+        req, resp = channel
+        rfd = os.open(req, os.O_RDONLY)
+        wfd = os.open(resp, os.O_WRONLY)
+        try:
+            sync.ready()
+            read, write = os.read, os.write
+            for _ in range(count):
+                write(wfd, read(rfd, 65536))
+        finally:
+            os.close(rfd)
+            os.close(wfd)
+
+    def ping(
+        self, channel: Any, row: Any, payloads: list[bytes], sync: Any
+    ) -> tuple[list[Any], list[Any]]:
+        req, resp = channel
+        wfd = os.open(req, os.O_WRONLY)
+        rfd = os.open(resp, os.O_RDONLY)
+        try:
+            sync.ready()
+            read, write = os.read, os.write
+            return ping_loop(lambda m: write(wfd, m), lambda: read(rfd, 65536), payloads)
+        finally:
+            os.close(rfd)
+            os.close(wfd)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

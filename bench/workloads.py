@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .climit import CLimit
 from .peer import Peer
 from .peers_ext import FasterFifo, PosixMQ, Zmq
-from .peers_fifo import FastFifo, FastFifoBuffered, FastFifoViews, OsRead
+from .peers_fifo import FastFifo, FastFifoBuffered, FastFifoViews, OsRead, PythonFloor
 from .peers_std import MpPipe, MpQueue, MpSimpleQueue
 
 SIZES = (16, 64, 256, 1024, 4000, 65536)
@@ -68,6 +68,7 @@ def all_peers() -> list[Peer]:
         FastFifoViews(),
         CLimit(),
         OsRead(),
+        PythonFloor(),
         MpQueue(),
         MpSimpleQueue(),
         MpPipe(),

@@ -14,6 +14,9 @@ cdef double BUSY_WAIT = 2e-6
 #: notes").
 cdef double SPIN_WAIT = 20e-6
 cdef int SPIN_PAUSE = 256
+#: ... and for at least this long: a caller that waits every few microseconds (a round
+#: trip on one CPU) would otherwise spin in vain, twice, every 256 waits.
+cdef double SPIN_PAUSE_TIME = 10e-3
 #: The payload of a MIDDLE fragment as Linux writers cut them (PIPE_BUF - HEADER), and
 #: how many of them one read takes straight into the message (ReaderCore._fill_middles).
 cdef Py_ssize_t MIDDLE = ATOMIC_MAX - HEADER
@@ -94,8 +97,9 @@ cdef class ReaderCore(_ClaimingReader):
             # the data was there already twice in a row, the writer is taken to be busy
             # again (once is the peer of a request/reply answering before this side
             # waited).
-            self.spin_skip -= 1
             until = monotonic()
+            if self.spin_skip > 1 or until - self.t_pause >= SPIN_PAUSE_TIME:
+                self.spin_skip -= 1
             r = self._read_blocking(deadline)
             if r > 0:
                 p.end += r
@@ -253,7 +257,8 @@ cdef class ReaderCore(_ClaimingReader):
         than two blocking processes make it.  It asks poll() with no timeout, which
         looks at the pipe without taking its mutex (a read() per turn would take the
         mutex every write() needs).  Two spins in a row that find nothing (the writer
-        needs this very CPU, or is slow) stop spinning for the next SPIN_PAUSE waits.
+        needs this very CPU, or is slow) stop spinning for the next SPIN_PAUSE waits,
+        and for SPIN_PAUSE_TIME at least.
         """
         cdef px.pollfd pfd
         cdef int n = 0
@@ -273,6 +278,7 @@ cdef class ReaderCore(_ClaimingReader):
         if self.spin_miss >= 2:
             self.spin_miss = 0
             self.spin_skip = SPIN_PAUSE
+            self.t_pause = monotonic()
         return False
 
     cdef Py_ssize_t _read_blocking(self, double deadline) except -2:
