@@ -7,6 +7,10 @@
 #: message at once (see ReaderCore._fill; the measurements are in docs/benchmarks.md).
 #: A caller that spends this long per read never waits.
 cdef double READ_GAP = 3e-6
+#: Two paced reads in a row that brought one message only (the pause did not pay: the
+#: writer is slow, or it is this very thread, as in put() then get()) stop pacing for
+#: this many reads.
+cdef int GAP_PAUSE = 256
 #: A wait for data that returns sooner than this found the data already there.
 cdef double BUSY_WAIT = 2e-6
 #: How long a reader that is ahead of its writer keeps reading before it sleeps, and for
@@ -50,6 +54,14 @@ cdef inline bint _large_at(const char *buf, Py_ssize_t i, Py_ssize_t end, bint w
     return was and kind != KIND_WHOLE
 
 
+cdef inline bint _one_whole_frame(const char *buf, Py_ssize_t i, Py_ssize_t end) noexcept:
+    """Whether ``buf[i:end]`` is exactly one whole message (one WHOLE frame)."""
+    cdef const unsigned char *h = <const unsigned char *>buf + i
+    if end - i < HEADER or h[0] != MAGIC or (h[1] & KIND_MASK) != KIND_WHOLE:
+        return False
+    return HEADER + <Py_ssize_t>header_length(h, 0) == end - i
+
+
 cdef class ReaderCore(_ClaimingReader):
     """Reads into one growing buffer and cuts whole messages out of it.
 
@@ -65,7 +77,7 @@ cdef class ReaderCore(_ClaimingReader):
         """Read more bytes: FILLED, TIMED_OUT or AT_EOF (see the Fill enum)."""
         cdef Py_ssize_t r, want
         cdef int err, rev
-        cdef bint first = True
+        cdef bint first = True, paced = False
         cdef double until
         cdef Parser p = self.p
         if self.shared:
@@ -84,11 +96,14 @@ cdef class ReaderCore(_ClaimingReader):
             # reads, spinning without the GIL -- only where another CPU can run the
             # writer meanwhile.  A read that finds the pipe empty ends this until bytes
             # are again waiting when the caller comes back.
-            if not self._alone():
+            if self.gap_skip:
+                self.gap_skip -= 1
+            elif not self._alone():
                 until = self.t_read + READ_GAP
                 with nogil:
                     while monotonic() < until:
                         pass
+                paced = True
         elif self.drained and self.spin_skip:
             # The caller was ahead of the writer and spinning did not pay lately (the
             # writer needs this very CPU, or is slow): wait for data before reading,
@@ -135,6 +150,15 @@ cdef class ReaderCore(_ClaimingReader):
                     self.t_read = monotonic()
                 self.drained = r < want
                 p.end += r
+                if paced:
+                    if (self.drained and p.framing == FRAMES
+                            and _one_whole_frame(self.buf, p.start, p.end)):
+                        self.gap_miss += 1
+                        if self.gap_miss >= 2:
+                            self.gap_miss = 0
+                            self.gap_skip = GAP_PAUSE
+                    else:
+                        self.gap_miss = 0
                 self.large = (p.framing == FRAMES
                               and _large_at(self.buf, p.start, p.end, self.large))
                 return FILLED

@@ -23,6 +23,8 @@ cdef class _ReaderBase(_Endpoint):
     cdef int spin_miss        # spins in a row that found nothing
     cdef int spin_skip        # waits still to go without a spin
     cdef double t_pause       # monotonic time spinning was last turned off
+    cdef int gap_miss         # paced reads in a row that brought one message only
+    cdef int gap_skip         # reads still to go without pacing
     cdef bint alone           # this thread may run on one CPU only (checked each second)
     cdef double t_cpus        # monotonic time that was last checked
     cdef int twin             # blocking description for long waits (-1: not yet, -2: never)
