@@ -409,7 +409,7 @@ def plot(path: str, results: list[Result]) -> str | None:
         )
     fig, axes = plt.subplots(2, 2, figsize=(15, 11))
     peers = list(dict.fromkeys(r.peer for r in results))
-    palette = iter(plt.get_cmap("tab10").colors)
+    palette = iter(plt.get_cmap("tab20").colors)  # (20: room for every peer, C aside)
     colors = {p: "black" if p == "C" else next(palette) for p in peers}
     for ax, batched in ((axes[0][0], False), (axes[0][1], True)):
         suffix = "-batch" if batched else "-put"
