@@ -640,18 +640,20 @@ def _check(prog: Program, lanes: list[Lane]) -> None:
                         f"delivered {ev[1][:40]!r}... ({len(ev[1])} bytes), "
                         "which is no frame of the stream"
                     )
-    # The two cores are one contract: same events, same counters, lane for lane.
+    # The two cores are one contract: same events, same counters, lane for lane.  Except
+    # where a loss warning (W) falls among the messages: the harness puts a call's
+    # warnings before its messages, and which call parses a dropped message's bytes
+    # depends on how much each read takes, which the cores choose differently around
+    # large messages (the compiled one reads a fragment at a time there: get_many's
+    # "one more read's worth" is smaller).  So the W's are compared by number; every
+    # other event, in order.
     by_kind: dict[tuple[bool, bool], list[Lane]] = {}
     for lane in lanes:
         by_kind.setdefault(LANES[lane.name][1:], []).append(lane)
     for group in by_kind.values():
         for other in group[1:]:
             a, b = group[0], other
-            same = (a.events, a.reader.skipped_bytes, a.reader.dropped_messages) == (
-                b.events,
-                b.reader.skipped_bytes,
-                b.reader.dropped_messages,
-            )
+            same = _comparable(a) == _comparable(b)
             if not same:
                 raise b.fail(
                     f"the cores disagree:\n {a.name}: {_short(a.events)} skipped="
@@ -659,6 +661,13 @@ def _check(prog: Program, lanes: list[Lane]) -> None:
                     f"{_short(b.events)} skipped={b.reader.skipped_bytes} "
                     f"dropped={b.reader.dropped_messages} ({prog.describe()})"
                 )
+
+
+def _comparable(lane: Lane) -> tuple[Any, ...]:
+    """What the two cores must agree on (see _check): events but W in order, W's count."""
+    events = [ev for ev in lane.events if ev != ("W",)]
+    warned = len(lane.events) - len(events)
+    return (events, warned, lane.reader.skipped_bytes, lane.reader.dropped_messages)
 
 
 def _short(events: list[tuple[Any, ...]]) -> str:
@@ -795,6 +804,23 @@ REGRESSIONS: list[tuple[str, bytes, list[str], str | None]] = [
             "da030005499b83f3210304fa00a6da030300fa00"
         ),
         DEFAULT_LANES + EXACT_LANES,
+        None,
+    ),
+    # Not a bug but the oracle's: the compiled core reads a fragment at a time after a
+    # large message's first fragment, so one get_many(timeout=0) parsed less than the
+    # pure core's did, and a dropped message's warning came in the next call, after a
+    # message instead of before it.  The cores now agree on the W's by number.
+    (
+        "cores-group-loss-warnings-by-their-reads",
+        bytes.fromhex(
+            "a20304fa00a6da0303000a0307fa03001300000000000a737806893110326e63d4000dc4267519c4"
+            "58319a91b769a15e030d7105d4b2b62eac4e68be7187f75703077e238a6d733937b3060307fa026e"
+            "9e02000000030831d151edcf689a4de8040307fa026e9e02000000074d6e1900000a4fbe06f923dc"
+            "ec33d893050d4601600101140604040400068a1db72efa1104040500dc00970103c503009a0799d2"
+            "02000001090510000001000510000001000304fa00a6da030301fa00060006019ef3d695b80307fa"
+            "01bba20800000004"
+        ),
+        DEFAULT_LANES,
         None,
     ),
 ]
