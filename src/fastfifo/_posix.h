@@ -16,6 +16,7 @@
 #include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
+#include <stdint.h>
 
 /* Sleep up to `us` microseconds or until `fd` is readable (1), 0 on timeout, -1 with
    errno (EINTR: a signal arrived).  Linux has ppoll() with a timespec; elsewhere poll()
@@ -70,9 +71,35 @@ static Py_ssize_t fastfifo_splice(int in, int out, size_t n) {
 static Py_ssize_t fastfifo_vmsplice(int fd, const struct iovec *iov, int count) {
     return vmsplice(fd, iov, (unsigned long)count, SPLICE_F_NONBLOCK);
 }
+/* Fault in the whole pages of [p, p + n) for writing, in one call (MADV_POPULATE_WRITE,
+   Linux 5.14), before a read() fills them: a fresh message's pages are otherwise faulted
+   one by one inside the copy, with the pipe's mutex held.  Best effort: a kernel without
+   it (EINVAL) is not asked again; any other failure leaves the faults to the copy. */
+#  include <sys/mman.h>
+#  ifndef MADV_POPULATE_WRITE
+#    define MADV_POPULATE_WRITE 23
+#  endif
+static int fastfifo_populate_off = 0;
+static void fastfifo_populate(char *p, size_t n) {
+    static uintptr_t page = 0;
+    uintptr_t lo, hi;
+    int saved = errno;
+    if (fastfifo_populate_off)
+        return;
+    if (page == 0) {
+        long ps = sysconf(_SC_PAGESIZE);
+        page = ps > 0 ? (uintptr_t)ps : 4096;
+    }
+    lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+    hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (hi > lo && madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        fastfifo_populate_off = 1;
+    errno = saved;
+}
 #else
 #  define FASTFIFO_HAVE_TEE 0
 #  define FASTFIFO_HAVE_VMSPLICE 0
+static void fastfifo_populate(char *p, size_t n) { (void)p; (void)n; }
 struct iovec;
 static Py_ssize_t fastfifo_tee(int in, int out, size_t n) { errno = ENOSYS; return -1; }
 static Py_ssize_t fastfifo_splice(int in, int out, size_t n) { errno = ENOSYS; return -1; }

@@ -77,6 +77,7 @@ cdef extern from "_posix.h" nogil:
     Py_ssize_t fastfifo_tee(int fd_in, int fd_out, size_t n)
     Py_ssize_t fastfifo_splice(int fd_in, int fd_out, size_t n)
     Py_ssize_t fastfifo_vmsplice(int fd, const iovec *iov, int count)
+    void fastfifo_populate(char *p, size_t n)
     int fastfifo_ofd_lock(int fd, short type)
     int fastfifo_ofd_held(int fd)
     int fastfifo_select_in(int fd, int wake, int ms, int *fd_ready, int *wake_ready)

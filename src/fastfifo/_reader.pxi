@@ -211,6 +211,9 @@ cdef class ReaderCore(_ClaimingReader):
         cdef unsigned char hdrs[MIDDLES * HEADER]
         cdef px.iovec iov[2 * MIDDLES + 1]
         cdef char *dst
+        cdef char *lo
+        cdef char *hi
+        cdef bint populate
         cdef int err
         if left <= MIDDLE:
             return 0
@@ -240,7 +243,19 @@ cdef class ReaderCore(_ClaimingReader):
             iov[first + 2 * j + 1].iov_len = MIDDLE
         if first + 2 * m == 0:
             return 0
+        # Memory above any this reader has filled before is likely fresh from the
+        # system (a receiver that keeps its messages): fault its pages in first, in one
+        # call, not one by one inside the copy with the pipe's mutex held (which the
+        # writer then waits for).  Memory that is reused (a receiver that drops its
+        # messages) has its pages already, and the call would only cost.
+        lo = PyBytes_AS_STRING(p.asm) + have
+        hi = dst + m * MIDDLE
+        populate = <size_t>hi > self.fresh_above
+        if populate:
+            self.fresh_above = <size_t>hi
         with nogil:
+            if populate:
+                px.fastfifo_populate(lo, <size_t>(hi - lo))
             r = px.readv(self.fd, iov, first + 2 * m)
             err = errno
         if r <= 0:

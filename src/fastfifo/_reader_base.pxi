@@ -29,6 +29,7 @@ cdef class _ReaderBase(_Endpoint):
     cdef double t_cpus        # monotonic time that was last checked
     cdef int twin             # blocking description for long waits (-1: not yet, -2: never)
     cdef bint large           # the buffer's head was a large message's first fragment
+    cdef size_t fresh_above   # in-place reads filled memory up to here (_fill_middles)
     # shared readers
     cdef bint shared, use_tee, locked
     cdef int rlock_fd, wlock_fd, peek_r, peek_w, null_fd
