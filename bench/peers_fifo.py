@@ -9,6 +9,7 @@ for 1 MiB.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import select
@@ -32,6 +33,22 @@ def _fifos(row: Any, tmpdir: str) -> Any:
     if row.kind == "pingpong":
         return (_fifo(tmpdir, "req"), _fifo(tmpdir, "resp"))
     return _fifo(tmpdir, "q")
+
+
+@contextlib.contextmanager
+def _ends(channel: Any, server: bool) -> Any:
+    """A raw ping-pong side's (read fd, write fd): opened in the order the other side
+    opens them (request first), so neither open waits for ever; closed afterwards."""
+    req, resp = channel
+    first = os.open(req, os.O_RDONLY if server else os.O_WRONLY)
+    try:
+        second = os.open(resp, os.O_WRONLY if server else os.O_RDONLY)
+        try:
+            yield (first, second) if server else (second, first)
+        finally:
+            os.close(second)
+    finally:
+        os.close(first)
 
 
 class FastFifo(Peer):
@@ -199,22 +216,13 @@ class OsRead(Peer):
             os.close(fd)
 
     def echo(self, channel, row, count, sync):
-        req, resp = channel
-        rfd = os.open(req, os.O_RDONLY)
-        wfd = os.open(resp, os.O_WRONLY)
-        try:
+        with _ends(channel, server=True) as (rfd, wfd):
             sync.ready()
             pack, write = _LEN.pack, os.write
             _read_frames(rfd, count, lambda m: write(wfd, pack(len(m)) + m))
-        finally:
-            os.close(rfd)
-            os.close(wfd)
 
     def ping(self, channel, row, payloads, sync):
-        req, resp = channel
-        wfd = os.open(req, os.O_WRONLY)
-        rfd = os.open(resp, os.O_RDONLY)
-        try:
+        with _ends(channel, server=False) as (rfd, wfd):
             sync.ready()
             pack, write = _LEN.pack, os.write
             got: list = []
@@ -224,9 +232,6 @@ class OsRead(Peer):
                 return got.pop()
 
             return ping_loop(lambda m: write(wfd, pack(len(m)) + m), recv, payloads)
-        finally:
-            os.close(rfd)
-            os.close(wfd)
 
 
 class PythonFloor(Peer):
@@ -251,31 +256,19 @@ class PythonFloor(Peer):
         return _fifos(row, tmpdir)
 
     def echo(self, channel: Any, row: Any, count: int, sync: Any) -> None:
-        req, resp = channel
-        rfd = os.open(req, os.O_RDONLY)
-        wfd = os.open(resp, os.O_WRONLY)
-        try:
+        with _ends(channel, server=True) as (rfd, wfd):
             sync.ready()
             read, write = os.read, os.write
             for _ in range(count):
                 write(wfd, read(rfd, 65536))
-        finally:
-            os.close(rfd)
-            os.close(wfd)
 
     def ping(
         self, channel: Any, row: Any, payloads: list[bytes], sync: Any
     ) -> tuple[list[Any], list[Any]]:
-        req, resp = channel
-        wfd = os.open(req, os.O_WRONLY)
-        rfd = os.open(resp, os.O_RDONLY)
-        try:
+        with _ends(channel, server=False) as (rfd, wfd):
             sync.ready()
             read, write = os.read, os.write
             return ping_loop(lambda m: write(wfd, m), lambda: read(rfd, 65536), payloads)
-        finally:
-            os.close(rfd)
-            os.close(wfd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
