@@ -94,7 +94,11 @@ def load_average() -> str:
 
 
 def _source_revision() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
+    """The git revision of the fastfifo that is imported, which is not always this
+    checkout's: an A/B run puts another worktree's ``src`` first on PYTHONPATH."""
+    import fastfifo
+
+    here = os.path.dirname(os.path.abspath(fastfifo.__file__))
     try:
         proc = subprocess.run(
             ["git", "-C", here, "describe", "--always", "--dirty"],
@@ -103,8 +107,8 @@ def _source_revision() -> str:
             timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    return proc.stdout.strip() or "?"
+        return f"? (not a git checkout: {here})"
+    return proc.stdout.strip() or f"? (not a git checkout: {here})"
 
 
 def _which_cc() -> bool:
