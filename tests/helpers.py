@@ -283,17 +283,6 @@ class RedisServer:
         self.start(port=self.port)
 
 
-def _backends() -> list[str]:
-    import os
-
-    pure_only = os.environ.get("FASTFIFO_NO_EXTENSIONS", "") not in ("", "0")
-    return ["python"] if pure_only else ["cython", "python"]
-
-
-#: The backends the tests run against ("python" only in a pure-Python install).
-BACKENDS = _backends()
-
-
 def ff_queue(backend: str, *args, **options):
     """A fastfifo.Queue over the named backend (the backend travels when it is pickled)."""
     import fastfifo

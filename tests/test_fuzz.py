@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from helpers import collect_losses
+from helpers import PURE_ONLY, collect_losses
 
 import fastfifo
 from fastfifo import _core_py, _endpoints
@@ -64,8 +64,6 @@ CHUNK_CAP = 160
 HANG_SECONDS = 5.0
 _RUN_LIMIT = 60.0  # outside calls (writing, opening, closing): far more than a program needs
 MAX_SIZES = [fastfifo.DEFAULT_MAX_MESSAGE_SIZE, 5000, 300, 16]
-
-PURE_ONLY = os.environ.get("FASTFIFO_NO_EXTENSIONS", "") not in ("", "0")
 
 #: lane -> (backend, shared, exact claims)
 LANES: dict[str, tuple[str, bool, bool]] = {

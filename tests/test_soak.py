@@ -36,7 +36,7 @@ import time
 import zlib
 from typing import Any
 
-from helpers import KillSafeFlag, collect_losses
+from helpers import PURE_ONLY, KillSafeFlag, collect_losses
 
 import fastfifo
 from fastfifo import _core_py
@@ -46,7 +46,6 @@ CTX = multiprocessing.get_context("fork")
 MAX_BATCH = 20
 _HEAD = struct.Struct("<IIQ")  # writer id, sequence number, crc32 of the body (in 8 bytes)
 _REC = struct.Struct("<cQ")  # b"I" intent / b"C" commit (up to and including seq)
-PURE_ONLY = os.environ.get("FASTFIFO_NO_EXTENSIONS", "") not in ("", "0")
 
 
 def _core(name: str) -> Any:
