@@ -55,9 +55,9 @@ cdef inline bint _large_at(const char *buf, Py_ssize_t i, Py_ssize_t end, bint w
 
 
 cdef inline bint _one_whole_frame(const char *buf, Py_ssize_t i, Py_ssize_t end) noexcept:
-    """Whether ``buf[i:end]`` is exactly one whole message (one WHOLE frame)."""
+    """Whether ``buf[i:end]`` is exactly one whole message (one valid WHOLE frame)."""
     cdef const unsigned char *h = <const unsigned char *>buf + i
-    if end - i < HEADER or h[0] != MAGIC or (h[1] & KIND_MASK) != KIND_WHOLE:
+    if end - i < HEADER or not header_valid(h, 0) or (h[1] & KIND_MASK) != KIND_WHOLE:
         return False
     return HEADER + <Py_ssize_t>header_length(h, 0) == end - i
 
