@@ -95,20 +95,26 @@ def load_average() -> str:
 
 def _source_revision() -> str:
     """The git revision of the fastfifo that is imported, which is not always this
-    checkout's: an A/B run puts another worktree's ``src`` first on PYTHONPATH."""
+    checkout's: an A/B run puts another worktree's ``src`` first on PYTHONPATH, and a
+    wheel installed in a venv inside the checkout is no revision of it at all."""
     import fastfifo
 
-    here = os.path.dirname(os.path.abspath(fastfifo.__file__))
-    try:
-        proc = subprocess.run(
-            ["git", "-C", here, "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return f"? (not a git checkout: {here})"
-    return proc.stdout.strip() or f"? (not a git checkout: {here})"
+    init = os.path.abspath(fastfifo.__file__)
+    here = os.path.dirname(init)
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", "-C", here, *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"? (git did not run: {e})"
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    tracked = git("ls-files", "--error-unmatch", os.path.basename(init))
+    if tracked is None or tracked.startswith("? "):
+        return tracked or f"? (not from a git checkout: {here})"
+    return git("describe", "--always", "--dirty") or "?"
 
 
 def _which_cc() -> bool:
