@@ -54,6 +54,9 @@ import redis
 
 import fastfifo
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.report import source_revision
+
 CTX = multiprocessing.get_context("fork")
 
 
@@ -491,9 +494,7 @@ def machine() -> dict[str, Any]:
             pass
         return platform.processor()
 
-    rev = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    rev = source_revision()  # of the fastfifo imported, wherever this runs from
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": cpu(),

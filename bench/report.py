@@ -58,7 +58,7 @@ def machine() -> dict[str, Any]:
         import fastfifo
 
         info["fastfifo"] = (
-            f"{fastfifo.__version__} (backend: {fastfifo.backend}; source {_source_revision()})"
+            f"{fastfifo.__version__} (backend: {fastfifo.backend}; source {source_revision()})"
         )
     except ImportError as exc:
         info["fastfifo"] = f"not importable ({exc})"
@@ -93,7 +93,7 @@ def load_average() -> str:
         return "?"
 
 
-def _source_revision() -> str:
+def source_revision() -> str:
     """The git revision of the fastfifo that is imported, which is not always this
     checkout's: an A/B run puts another worktree's ``src`` first on PYTHONPATH, and a
     wheel installed in a venv inside the checkout is no revision of it at all."""
